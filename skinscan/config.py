@@ -1,0 +1,52 @@
+"""All of skinscan's settings in one place (paths, limits, image geometry, class ids).
+
+Values that a deployment may change are read from environment variables.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# --- classes -------------------------------------------------------------
+CLASS_IDS = [
+    "cellulitis",
+    "impetigo",
+    "athlete_foot",
+    "nail_fungus",
+    "ringworm",
+    "cutaneous_larva_migrans",
+    "chickenpox",
+    "shingles",
+]
+
+# --- model ---------------------------------------------------------------
+MODEL_NAME = "skinscan-effnet-lite0"
+MODEL_DIR = Path(os.environ.get("SKINSCAN_MODEL_DIR", ROOT / "models" / MODEL_NAME))
+BACKBONE_CACHE = Path(os.environ.get("SKINSCAN_BACKBONE_CACHE", ROOT / "models" / "backbone"))
+IMAGE_SIZE = 224  # EfficientNet-Lite0 native resolution
+PIXEL_MEAN = 127.0  # EfficientNet-Lite input scaling: (x - 127) / 128
+PIXEL_SCALE = 128.0
+TOP_K = 3  # differential size
+
+# --- data ----------------------------------------------------------------
+DATA_ROOT = Path(os.environ.get("SKINSCAN_DATA", ROOT.parent / "shared" / "data"))
+TRAIN_DIR = Path(os.environ.get("SKINSCAN_TRAIN_DIR", DATA_ROOT / "skin8" / "train"))
+OTHER_CONDITIONS_DIR = DATA_ROOT / "other_conditions"
+NON_SKIN_DIR = DATA_ROOT / "non_skin"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+# --- input limits (decode step) -------------------------------------------
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_PIXELS = 40_000_000
+
+# --- HTTP ----------------------------------------------------------------
+API_URL = os.environ.get("SKINSCAN_API_URL", "http://127.0.0.1:3000")
+MAX_BATCH_FILES = 32
+
+DISCLAIMER = (
+    "skinscan is not a medical diagnosis. It recognises only 8 skin infections from a photo and can be "
+    "wrong. If you are worried, the rash is spreading, you have a fever, or it is near the eye, see a "
+    "doctor or pharmacist."
+)

@@ -1,0 +1,80 @@
+"""Step 1: decode and validate an upload into an RGB uint8 array. Nothing is written to disk."""
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from skinscan import config
+
+ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "MPO"}
+
+
+class InputError(ValueError):
+    """A bad upload: ``code`` is machine-readable, ``message`` is for a person."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Decode ``data`` (JPEG, PNG, WebP or BMP) into an HxWx3 uint8 RGB array, EXIF orientation applied."""
+    if not data:
+        raise InputError("empty", "The upload is empty. Choose a photo file and try again.")
+    if len(data) > config.MAX_UPLOAD_BYTES:
+        raise InputError(
+            "too_large",
+            f"The file is {len(data) / 1e6:.1f} MB; the limit is {config.MAX_UPLOAD_BYTES // (1024 * 1024)} MB. "
+            "Send a smaller or more compressed photo.",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format
+            width, height = img.size
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise InputError("decompression_bomb", "The image declares an implausibly large size and was refused.")
+    except Exception:
+        raise InputError("not_an_image", "The file is not an image we can read. Send a JPEG, PNG, WebP or BMP photo.")
+    if fmt not in ALLOWED_FORMATS:
+        raise InputError(
+            "unsupported_format", f"{fmt} images are not supported. Send a JPEG, PNG, WebP or BMP photo."
+        )
+    if width * height > config.MAX_PIXELS:
+        raise InputError(
+            "too_many_pixels",
+            f"The image is {width}x{height} ({width * height / 1e6:.0f} megapixels); the limit is "
+            f"{config.MAX_PIXELS / 1e6:.0f} megapixels. Send a smaller photo.",
+        )
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        rgb = _to_rgb(img)
+    except InputError:
+        raise
+    except Exception:
+        raise InputError("truncated", "The image file is damaged or incomplete. Take or export the photo again.")
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Alpha, palette, grayscale, CMYK and 16-bit images become 8-bit RGB (alpha composited on white)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")
