@@ -50,3 +50,12 @@ DISCLAIMER = (
     "wrong. If you are worried, the rash is spreading, you have a fever, or it is near the eye, see a "
     "doctor or pharmacist."
 )
+
+# --- training ------------------------------------------------------------
+SEED = 1234
+SPLIT_FRACTIONS = (0.70, 0.15, 0.15)  # train / val / test, by near-duplicate group
+# Out-of-scope conditions never shown to the model or the gates: the "unknown" figures are measured on them.
+UNKNOWN_HOLDOUT_CONDITIONS = ["atopic_dermatitis", "psoriasis", "molluscum_contagiosum", "basal_cell_carcinoma"]
+UNFREEZE_FROM_BLOCK = 8  # phase 2 fine-tunes MBConv blocks 8..15 and the head conv; BatchNorm stays frozen
+OE_WEIGHT = 0.5  # outlier exposure: weight of the uniform-target loss on other_conditions images
+UNKNOWN_FALSE_RATE = 0.05  # threshold so that <= 5% of in-scope validation photos are called unknown

@@ -43,6 +43,12 @@ def decode_image(data: bytes) -> np.ndarray:
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise InputError("decompression_bomb", "The image declares an implausibly large size and was refused.")
     except Exception:
+        if _has_allowed_signature(data):
+            # e.g. a WebP cut short fails already in Image.open (Pillow decodes WebP eagerly): it is a damaged
+            # photo of a supported kind, not "not an image".
+            raise InputError(
+                "truncated", "The image file is damaged or incomplete. Take or export the photo again."
+            )
         raise InputError("not_an_image", "The file is not an image we can read. Send a JPEG, PNG, WebP or BMP photo.")
     if fmt not in ALLOWED_FORMATS:
         raise InputError(
@@ -62,15 +68,28 @@ def decode_image(data: bytes) -> np.ndarray:
         raise
     except Exception:
         raise InputError("truncated", "The image file is damaged or incomplete. Take or export the photo again.")
-    return np.asarray(rgb, dtype=np.uint8)
+    # np.array copies: np.asarray on a PIL image gives a read-only view, which breaks in-place drawing/edits
+    # downstream (cv2.rectangle, arr[...] = ...).
+    return np.ascontiguousarray(np.array(rgb, dtype=np.uint8))
+
+
+def _has_allowed_signature(data: bytes) -> bool:
+    """True when ``data`` starts like a JPEG, PNG, WebP or BMP file (magic bytes only)."""
+    return (
+        data[:3] == b"\xff\xd8\xff"
+        or data[:8] == b"\x89PNG\r\n\x1a\n"
+        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+        or (data[:2] == b"BM" and data[6:10] == b"\0\0\0\0")
+    )
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Alpha, palette, grayscale, CMYK and 16-bit images become 8-bit RGB (alpha composited on white)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        # Only 16-bit grayscale PNGs reach here (mode "I;16", or "I" in older Pillow): samples are always on a
+        # 0..65535 scale. (Guessing the scale from the image maximum brightened a dark 16-bit photo 257x.)
+        arr = np.clip(np.asarray(img), 0, 65535).astype(np.uint32)  # 65535 * 255 fits in uint32
+        img = Image.fromarray(((arr * 255 + 32767) // 65535).astype(np.uint8), "L")
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA"):

@@ -1,0 +1,145 @@
+"""Data for training and evaluation: class-per-folder listing, near-duplicate groups, grouped split, augmentation."""
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from skinscan import config
+from skinscan.decode import decode_image
+
+HASH_MAX_DISTANCE = 10  # of 64 bits: resized/re-encoded copies of one photo fall well inside this
+
+
+def list_images(root: Path, class_ids=None) -> list[tuple[Path, str]]:
+    """(path, class id) for every image under root/<class>/, sorted. Folder names are class ids."""
+    root = Path(root)
+    items = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if class_ids is not None and folder.name not in class_ids:
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() in config.IMAGE_EXTENSIONS:
+                items.append((path, folder.name))
+    return items
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """Decode a file with the serving decoder (EXIF orientation, RGB conversion)."""
+    return decode_image(Path(path).read_bytes())
+
+
+def dhash(rgb: np.ndarray) -> int:
+    """64-bit difference hash: robust to resizing and re-encoding."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA)
+    bits = (small[:, 1:] > small[:, :-1]).flatten()
+    return int(sum(1 << i for i, b in enumerate(bits) if b))
+
+
+def group_near_duplicates(hashes: list[int], max_distance: int = HASH_MAX_DISTANCE) -> list[int]:
+    """Group ids (union-find over pairs within max_distance Hamming bits)."""
+    parent = list(range(len(hashes)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(hashes)):
+        for j in range(i + 1, len(hashes)):
+            if bin(hashes[i] ^ hashes[j]).count("1") <= max_distance:
+                parent[find(i)] = find(j)
+    roots = {}
+    return [roots.setdefault(find(i), len(roots)) for i in range(len(hashes))]
+
+
+def grouped_split(groups: list[int], labels: list[str], fractions=(0.7, 0.15, 0.15), seed: int = 0) -> list[str]:
+    """Assign each item to 'train' / 'val' / 'test' so that a group never spans two splits.
+
+    Stratified: within each class (a group's majority label), groups are shuffled with the seed and dealt
+    so that each split gets its share of that class's images.
+    """
+    group_label = {}
+    members = defaultdict(list)
+    for i, g in enumerate(groups):
+        members[g].append(i)
+    for g, idx in members.items():
+        group_label[g] = Counter(labels[i] for i in idx).most_common(1)[0][0]
+    rng = random.Random(seed)
+    split_of_group = {}
+    names = ("train", "val", "test")
+    for cls in sorted(set(group_label.values())):
+        cls_groups = sorted(g for g, lab in group_label.items() if lab == cls)
+        rng.shuffle(cls_groups)
+        total = sum(len(members[g]) for g in cls_groups)
+        taken = {n: 0 for n in names}
+        # val and test first (so the small splits are never empty), then the rest to train
+        for g in cls_groups:
+            size = len(members[g])
+            for n, frac in zip(names[1:], fractions[1:]):
+                if taken[n] + size / 2 <= frac * total:
+                    split_of_group[g] = n
+                    taken[n] += size
+                    break
+            else:
+                split_of_group[g] = "train"
+                taken["train"] += size
+    return [split_of_group[g] for g in groups]
+
+
+def split_report(splits, groups, labels) -> dict:
+    """Images and groups per split and class."""
+    out = {}
+    for name in ("train", "val", "test"):
+        idx = [i for i, s in enumerate(splits) if s == name]
+        out[name] = {
+            "images": len(idx),
+            "groups": len({groups[i] for i in idx}),
+            "per_class": dict(sorted(Counter(labels[i] for i in idx).items())),
+        }
+    return out
+
+
+def shrink(rgb: np.ndarray, max_side: int = 320) -> np.ndarray:
+    """Keep a small copy for augmentation (aspect ratio kept)."""
+    h, w = rgb.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return rgb
+    return cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+
+
+def augment(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Skin-photo augmentation on uint8 RGB: random crop/zoom, flips, rotation, brightness/contrast/hue jitter.
+
+    The result still goes through the shared ``to_model_input`` (resize + scaling).
+    """
+    h, w = rgb.shape[:2]
+    area = rng.uniform(0.45, 1.0) * h * w
+    aspect = np.exp(rng.uniform(np.log(0.75), np.log(1.33)))
+    ch = int(min(h, round(np.sqrt(area / aspect))))
+    cw = int(min(w, round(np.sqrt(area * aspect))))
+    y0 = int(rng.integers(0, h - ch + 1))
+    x0 = int(rng.integers(0, w - cw + 1))
+    img = rgb[y0 : y0 + ch, x0 : x0 + cw]
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    if rng.random() < 0.5:
+        img = img[::-1]
+    img = np.ascontiguousarray(np.rot90(img, int(rng.integers(0, 4))))
+    angle = rng.uniform(-20, 20)
+    hh, ww = img.shape[:2]
+    m = cv2.getRotationMatrix2D((ww / 2, hh / 2), angle, 1.0 + abs(angle) / 60)
+    img = cv2.warpAffine(img, m, (ww, hh), borderMode=cv2.BORDER_REFLECT_101)
+    hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-6, 6)) % 180  # hue jitter (OpenCV hue is 0..180)
+    hsv[..., 1] *= rng.uniform(0.75, 1.25)
+    img = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
+    contrast, brightness = rng.uniform(0.75, 1.25), rng.uniform(-25, 25)
+    img = (img - img.mean()) * contrast + img.mean() + brightness
+    return np.clip(img, 0, 255).astype(np.uint8)

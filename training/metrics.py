@@ -1,0 +1,106 @@
+"""Metrics and plots shared by training and ``training.evaluate``."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
+from skinscan.classifier import softmax
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood (Guo et al. 2017)."""
+
+    def nll(t):
+        p = softmax(logits, t)
+        return -np.mean(np.log(p[np.arange(len(y)), y] + 1e-12))
+
+    return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+
+
+def classification_metrics(y: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:
+    """n, accuracy, macro_f1 (over the classes present), ece, per_class, confusion_matrix."""
+    y = np.asarray(y)
+    pred = probs.argmax(axis=1)
+    present = sorted(set(y.tolist()))
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=list(range(len(labels))), zero_division=0)
+    cm = confusion_matrix(y, pred, labels=list(range(len(labels))))
+    return {
+        "n": int(len(y)),
+        "accuracy": float((pred == y).mean()) if len(y) else 0.0,
+        "macro_f1": float(np.mean([f[i] for i in present])) if present else 0.0,
+        "ece": expected_calibration_error(probs, y) if len(y) else 0.0,
+        "per_class": {
+            labels[i]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i in range(len(labels))
+        },
+        "confusion_matrix": {"labels": list(labels), "matrix": cm.tolist(), "rows": "true", "columns": "predicted"},
+    }
+
+
+def auroc(in_scores, out_scores) -> float:
+    """AUROC of telling out-of-scope (positive, higher score) from in-scope."""
+    y = np.r_[np.zeros(len(in_scores)), np.ones(len(out_scores))]
+    return float(roc_auc_score(y, np.r_[in_scores, out_scores]))
+
+
+def plot_confusion(cm: list[list[int]], labels: list[str], path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, cm[i, j], ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_reliability(curves: dict, path, bins: int = 10) -> None:
+    """curves: {label: (probs, y)} drawn as reliability diagrams on one plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
+    edges = np.linspace(0, 1, bins + 1)
+    for name, (probs, y) in curves.items():
+        conf, correct = probs.max(axis=1), probs.argmax(axis=1) == y
+        xs, ys = [], []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            m = (conf > lo) & (conf <= hi)
+            if m.any():
+                xs.append(conf[m].mean())
+                ys.append(correct[m].mean())
+        ax.plot(xs, ys, "o-", label=f"{name} (ECE {expected_calibration_error(probs, y):.3f})")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Reliability on the test split")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
