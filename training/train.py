@@ -240,7 +240,7 @@ def main(argv=None):
     })
     (out / "metrics.json").write_text(json.dumps(m, indent=2))
     print(f"done in {(time.time() - t0) / 60:.1f} min")
-    return m
+    return {"metrics": m, "model": model}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,188 @@
+"""skinscan HTTP API: two composed BentoML services.
+
+* ``SkinScanClassifier``: the EfficientNet-Lite0 model with adaptive batching (one forward pass per batch).
+* ``SkinScan``: the public API. It runs the pipeline's CPU steps (decode, quality) and its gates around the
+  classifier (``bentoml.depends``) and owns the HTTP contract: every bad request gets a 4xx JSON
+  ``{"error": {"code", "message"}}``. Uploads are parsed in memory, never written to disk or logged.
+
+    .venv/bin/python -m bentoml serve service.service:SkinScan --port 3000
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import bentoml
+import numpy as np
+import starlette.formparsers
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from skinscan import config
+from skinscan.decode import InputError
+from skinscan.pipeline import Pipeline, Prepared
+
+# Keep multipart uploads in memory: Starlette would otherwise spool files over 1 MB to a temp file.
+starlette.formparsers.MultiPartParser.spool_max_size = config.MAX_UPLOAD_BYTES * config.MAX_BATCH_FILES + (1 << 20)
+MAX_REQUEST_BYTES = config.MAX_UPLOAD_BYTES * config.MAX_BATCH_FILES + (1 << 20)
+
+STATUS = {  # InputError code -> HTTP status; any other code (a malformed request) is 400
+    "too_large": 413, "too_many_pixels": 413, "decompression_bomb": 413, "request_too_large": 413,
+    "unsupported_format": 415, "unsupported_media_type": 415, "not_an_image": 415, "length_required": 411,
+    "truncated": 422, "unusable_image": 422,
+}
+
+VERDICTS = bentoml.metrics.Counter(name="skinscan_verdicts", documentation="Results by verdict", labelnames=["verdict"])
+QUALITY_WARNINGS = bentoml.metrics.Counter(
+    name="skinscan_quality_warnings", documentation="Quality warnings by code", labelnames=["code"])
+INPUT_ERRORS = bentoml.metrics.Counter(
+    name="skinscan_input_errors", documentation="Rejected inputs by error code", labelnames=["code"])
+
+app = FastAPI(title="skinscan", description="Skin-infection photo triage. Not a medical diagnosis.", version="1")
+
+
+@bentoml.service(name="skinscan-classifier", workers=1, traffic={"timeout": 60})
+class SkinScanClassifier:
+    """EfficientNet-Lite0 forward pass: model inputs [n, 224, 224, 3] -> [logits(8) | embedding(1280)]."""
+
+    def __init__(self) -> None:
+        from skinscan.classifier import Classifier
+
+        self.model = Classifier(config.MODEL_DIR)
+
+    @bentoml.api(batchable=True, batch_dim=0, max_batch_size=32, max_latency_ms=200)
+    def forward(self, inputs: np.ndarray) -> np.ndarray:
+        logits, embedding = self.model.forward(inputs)
+        return np.concatenate([logits, embedding], axis=1)
+
+
+def error_response(err: InputError) -> JSONResponse:
+    return JSONResponse({"error": err.as_dict()}, status_code=STATUS.get(err.code, 400))
+
+
+def count(result: dict | InputError) -> None:
+    if isinstance(result, InputError):
+        INPUT_ERRORS.labels(code=result.code).inc()
+        return
+    VERDICTS.labels(verdict=result["verdict"]).inc()
+    for w in result["quality"]["warnings"]:
+        QUALITY_WARNINGS.labels(code=w["code"]).inc()
+
+
+async def read_images(request: Request, max_files: int) -> list[bytes]:
+    """The ``image`` file fields of a multipart request, in order, as bytes; InputError otherwise."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "multipart/form-data":
+        raise InputError("unsupported_media_type",
+                         "Send the photo as multipart/form-data with a file field named 'image'.")
+    length = request.headers.get("content-length")
+    if length is None:
+        raise InputError("length_required", "The request needs a Content-Length header.")
+    if not length.isdigit() or int(length) > min(MAX_REQUEST_BYTES, config.MAX_UPLOAD_BYTES * max_files + (1 << 20)):
+        raise InputError("request_too_large", f"The request is too large: at most {max_files} photo(s) of "
+                                              f"{config.MAX_UPLOAD_BYTES // (1 << 20)} MB each.")
+    try:
+        form = await request.form(max_files=max_files + 1, max_fields=max_files + 10)
+    except Exception:
+        raise InputError("malformed_request", "The multipart body could not be read. Send the photo as a file "
+                                              "field named 'image'.")
+    try:
+        fields = form.getlist("image")
+        if not fields:
+            raise InputError("missing_field", "No file field named 'image' in the form.")
+        if any(not isinstance(f, UploadFile) for f in fields):
+            raise InputError("not_a_file", "The 'image' field must be a file upload, not text.")
+        if len(fields) > max_files:
+            raise InputError("too_many_files", f"At most {max_files} photos per request.")
+        return [await f.read() for f in fields]
+    finally:
+        await form.close()
+
+
+@bentoml.service(name="skinscan", workers=1, traffic={"timeout": 120, "max_concurrency": 128})
+@bentoml.asgi_app(app, path="/")
+class SkinScan:
+    """The public API: POST /predict, POST /predict_batch, GET /diseases, GET /model."""
+
+    classifier = bentoml.depends(SkinScanClassifier)
+
+    def __init__(self) -> None:
+        self.pipeline = Pipeline(config.MODEL_DIR)  # the model itself runs in SkinScanClassifier
+        self.diseases = [self.pipeline.cards[c] for c in self.pipeline.labels]
+        self.model_summary = model_summary()
+
+    async def analyse(self, uploads: list[bytes]) -> list[dict | InputError]:
+        prepared = await run_in_threadpool(self.pipeline.prepare_all, uploads)
+        ok = [p for p in prepared if isinstance(p, Prepared)]
+        t0 = time.perf_counter()
+        outputs = await asyncio.gather(*(self.classifier.to_async.forward(p.model_input[None]) for p in ok))
+        model_ms = (time.perf_counter() - t0) * 1000 / max(len(ok), 1)
+        rows = np.concatenate(outputs) if outputs else np.zeros((0, len(self.pipeline.labels)))
+        n = len(self.pipeline.labels)
+        results = self.pipeline.finish_all(prepared, rows[:, :n], rows[:, n:], model_ms)
+        for r in results:
+            count(r)
+        return results
+
+
+def service() -> SkinScan:
+    return bentoml.get_current_service()
+
+
+MULTIPART_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["image"],
+    "properties": {"image": {"type": "string", "format": "binary", "description": "JPEG, PNG, WebP or BMP photo"}},
+}}}}}
+ERRORS_DOC = {"4XX": {"description": '{"error": {"code": ..., "message": ...}}'}}
+
+
+@app.post("/predict", openapi_extra=MULTIPART_DOC, responses=ERRORS_DOC, summary="Analyse one skin photo")
+async def predict(request: Request):
+    try:
+        (data,) = await read_images(request, max_files=1)
+    except InputError as err:
+        count(err)
+        return error_response(err)
+    (result,) = await service().analyse([data])
+    return error_response(result) if isinstance(result, InputError) else result
+
+
+@app.post("/predict_batch", openapi_extra=MULTIPART_DOC, responses=ERRORS_DOC,
+          summary=f"Analyse up to {config.MAX_BATCH_FILES} photos (several 'image' fields); one result each, in order")
+async def predict_batch(request: Request):
+    try:
+        uploads = await read_images(request, max_files=config.MAX_BATCH_FILES)
+    except InputError as err:
+        count(err)
+        return error_response(err)
+    results = await service().analyse(uploads)
+    return [{"error": r.as_dict()} if isinstance(r, InputError) else r for r in results]
+
+
+@app.get("/diseases", summary="The 8 disease cards")
+async def diseases():
+    return service().diseases
+
+
+@app.get("/model", summary="Model card figures: test metrics, calibration and gate measurements")
+async def model():
+    return service().model_summary
+
+
+@app.get("/model/{figure}.png", summary="Model card figure: confusion_matrix or reliability")
+async def model_figure(figure: str):
+    if figure not in ("confusion_matrix", "reliability"):
+        return JSONResponse({"error": {"code": "not_found", "message": "No such figure."}}, status_code=404)
+    return FileResponse(config.MODEL_DIR / f"{figure}.png", media_type="image/png")
+
+
+def model_summary() -> dict:
+    metrics = json.loads((config.MODEL_DIR / "metrics.json").read_text())
+    gates = json.loads((config.MODEL_DIR / "gates.json").read_text())["report"]
+    keep = ("n", "accuracy", "macro_f1", "ece_before_scaling", "ece_after_scaling", "per_class", "confusion_matrix",
+            "model", "split")
+    return {"test": {k: metrics[k] for k in keep if k in metrics}, "gates": gates,
+            "figures": ["/model/confusion_matrix.png", "/model/reliability.png"]}

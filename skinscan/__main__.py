@@ -1,0 +1,5 @@
+import sys
+
+from skinscan.cli import main
+
+sys.exit(main())

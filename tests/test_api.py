@@ -1,0 +1,164 @@
+"""The HTTP API: a real `bentoml serve` on loopback, real images, every bad-input case answers 4xx JSON."""
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from skinscan import config
+
+pytestmark = pytest.mark.slow
+
+
+def real_photo(cls: str = "shingles") -> bytes:
+    folder = config.DATA_ROOT / "skin8" / "train" / cls
+    if folder.is_dir():
+        return sorted(folder.iterdir())[0].read_bytes()
+    # no data: a generated skin-toned photo with a reddish patch
+    rng = np.random.default_rng(0)
+    img = np.full((300, 300, 3), (205, 160, 140), np.uint8) + rng.integers(0, 20, (300, 300, 3), dtype=np.uint8)
+    img[100:200, 100:200] = (190, 90, 90)
+    return encode(img)
+
+
+def encode(arr: np.ndarray, fmt: str = "JPEG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt)
+    return buf.getvalue()
+
+
+def post(url, files=None, **kw):
+    return requests.post(url, files=files, timeout=120, **kw)
+
+
+def assert_error(resp, status, code):
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["error"]["code"] == code, body
+    assert len(body["error"]["message"]) > 10
+
+
+def test_predict_result_shape(api_url):
+    r = post(f"{api_url}/predict", files={"image": ("photo.jpg", real_photo(), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    res = r.json()
+    assert res["verdict"] in ("disease", "unknown", "not_skin")
+    assert set(res) >= {"verdict", "disease", "differential", "quality", "skin", "unknown", "info", "model",
+                        "timings_ms", "disclaimer"}
+    assert res["skin"]["is_skin"] is True  # a real shingles photo is skin
+    assert len(res["differential"]) == 3
+    probs = [d["probability"] for d in res["differential"]]
+    assert probs == sorted(probs, reverse=True) and sum(probs) <= 1.0001
+    assert all(d["id"] in config.CLASS_IDS for d in res["differential"])
+    if res["verdict"] == "disease":
+        assert res["disease"] == res["differential"][0] and res["info"]["id"] == res["disease"]["id"]
+    assert set(res["quality"]) == {"ok", "warnings", "metrics"}
+    assert res["model"]["name"] == config.MODEL_NAME
+    assert "not a medical diagnosis" in res["disclaimer"]
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (width, height)).save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+BAD_INPUTS = {
+    "empty": (b"", 400, "empty"),
+    "text": (b"this is not an image at all" * 10, 415, "not_an_image"),
+    "truncated": (None, 422, "truncated"),
+    "too_large": (b"\xff\xd8\xff" + b"\0" * (config.MAX_UPLOAD_BYTES + 10), 413, "too_large"),
+    "too_many_pixels": (None, 413, "too_many_pixels"),
+    "bomb": (None, 413, "decompression_bomb"),
+    "gif": (None, 415, "unsupported_format"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_image_is_4xx_json(api_url, case):
+    data, status, code = BAD_INPUTS[case]
+    if case == "truncated":
+        full = real_photo()
+        data = full[: len(full) // 2]
+    elif case == "too_many_pixels":
+        data = bomb_png(8000, 6000)
+    elif case == "bomb":
+        data = bomb_png(30000, 30000)
+    elif case == "gif":
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64), "red").save(buf, "GIF")
+        data = buf.getvalue()
+    resp = post(f"{api_url}/predict", files={"image": ("x.jpg", data, "image/jpeg")})
+    assert_error(resp, status, code)
+
+
+def test_request_shape_errors(api_url):
+    photo = real_photo()
+    assert_error(post(f"{api_url}/predict", files={"file": ("x.jpg", photo, "image/jpeg")}), 400, "missing_field")
+    assert_error(post(f"{api_url}/predict", data={"image": "not a file"}, files={"other": ("a", b"b")}), 400, "not_a_file")
+    assert_error(requests.post(f"{api_url}/predict", json={"image": "x"}, timeout=30), 415, "unsupported_media_type")
+    assert_error(requests.post(f"{api_url}/predict", data=photo, headers={"Content-Type": "image/jpeg"}, timeout=30),
+                 415, "unsupported_media_type")
+    garbage = requests.post(f"{api_url}/predict", data=b"--xyz\r\ngarbage",
+                            headers={"Content-Type": "multipart/form-data; boundary=xyz"}, timeout=30)
+    assert 400 <= garbage.status_code < 500 and "error" in garbage.json()
+    two = [("image", ("a.jpg", photo, "image/jpeg")), ("image", ("b.jpg", photo, "image/jpeg"))]
+    assert_error(post(f"{api_url}/predict", files=two), 400, "too_many_files")
+
+
+def test_batch_with_one_broken_file(api_url):
+    files = [("image", ("a.jpg", real_photo("shingles"), "image/jpeg")),
+             ("image", ("broken.jpg", b"garbage bytes", "image/jpeg")),
+             ("image", ("c.jpg", real_photo("nail_fungus"), "image/jpeg"))]
+    r = post(f"{api_url}/predict_batch", files=files)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert len(out) == 3
+    assert out[0]["verdict"] in ("disease", "unknown", "not_skin")
+    assert out[1] == {"error": {"code": "not_an_image", "message": out[1]["error"]["message"]}}
+    assert out[2]["verdict"] in ("disease", "unknown", "not_skin")
+
+
+def test_diseases(api_url):
+    r = requests.get(f"{api_url}/diseases", timeout=30)
+    assert r.status_code == 200
+    cards = r.json()
+    assert [c["id"] for c in cards] == config.CLASS_IDS
+    assert all(c["symptoms"] and c["urgency"] in ("self_care", "see_doctor", "urgent") for c in cards)
+
+
+def metric(text: str, name: str, label: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and label in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_count_verdicts_and_errors(api_url):
+    before = requests.get(f"{api_url}/metrics", timeout=30).text
+    post(f"{api_url}/predict", files={"image": ("x.txt", b"not an image, really not" * 4, "text/plain")})
+    post(f"{api_url}/predict", files={"image": ("x.jpg", real_photo(), "image/jpeg")})
+    after = requests.get(f"{api_url}/metrics", timeout=30).text
+    assert metric(after, "skinscan_input_errors_total", 'code="not_an_image"') == \
+        metric(before, "skinscan_input_errors_total", 'code="not_an_image"') + 1
+    assert sum(metric(after, "skinscan_verdicts_total", f'verdict="{v}"') for v in ("disease", "unknown", "not_skin")) >= \
+        sum(metric(before, "skinscan_verdicts_total", f'verdict="{v}"') for v in ("disease", "unknown", "not_skin")) + 1
+    assert re.search(r"^skinscan_quality_warnings", after, re.M) or "skinscan_quality_warnings" in after
+
+
+def test_docs_and_health_stay_on(api_url):
+    assert requests.get(f"{api_url}/livez", timeout=10).status_code == 200
+    spec = requests.get(f"{api_url}/docs.json", timeout=10)
+    assert spec.status_code == 200 and "/predict" in spec.json()["paths"]
+
+
+def test_server_still_answers_after_everything(api_url):
+    # runs last in this module: every bad request above must have left the server healthy
+    assert requests.get(f"{api_url}/readyz", timeout=10).status_code == 200
+    r = post(f"{api_url}/predict", files={"image": ("photo.jpg", real_photo(), "image/jpeg")})
+    assert r.status_code == 200 and r.json()["verdict"] in ("disease", "unknown", "not_skin")
