@@ -23,7 +23,8 @@ train: venv  ## reproduce the shipped model from ../shared/data (then fits the g
 	$(PY) -m training.train
 	$(MAKE) gates
 
-gates: venv  ## fit quality, skin and unknown gates next to the model
+gates: venv  ## fit quality, skin and unknown gates next to the model, then write its MODEL_CARD.md
+	$(PY) -m training.fit_quality
 	$(PY) -m training.gates
 
 serve: venv  ## API on http://$(API_HOST):$(API_PORT), UI on http://$(API_HOST):$(UI_PORT)

@@ -51,15 +51,15 @@ BLOCK_MAX_SIDE = 1024  # blockiness is measured on at most this many px per side
 
 # Warning thresholds (a warning fires when the metric is on the bad side) and the fixed "unusable" limits.
 # The warning thresholds are overwritten by the fitted values in quality.json; these defaults are the values
-# fitted on 150 real skin8 photos (seed 0) so a missing file behaves the same as a fresh fit.
+# `python -m training.fit_quality` fitted (300 skin8 photos, seed 0) so a missing file behaves like a fresh fit.
 DEFAULT_THRESHOLDS: dict[str, float] = {
     # warnings
-    "min_side": 112.0,  # too_small: shorter side (px) below this
-    "min_sharpness": 2.5,  # blurry: normalised directional variance of the Laplacian below this
-    "min_mean_luminance": 55.0,  # too_dark: mean luminance below this
-    "max_clipped_fraction": 0.3,  # overexposed: more than this fraction of pixels with a channel >= CLIP_LEVEL
-    "min_contrast": 45.0,  # low_contrast: p95 - p5 luminance range below this
-    "max_blockiness": 1.6,  # compressed: JPEG 8x8 block-edge energy relative to the rest above this
+    "min_side": 110.9,  # too_small: shorter side (px) below this
+    "min_sharpness": 2.12,  # blurry: sharpness (normalised, weakest-direction variance of the Laplacian) below this
+    "min_mean_luminance": 77.23,  # too_dark: mean luminance below this
+    "max_clipped_fraction": 0.2485,  # overexposed: more than this fraction of pixels with a channel >= CLIP_LEVEL
+    "min_contrast": 67.5,  # low_contrast: p95 - p5 luminance range below this
+    "max_blockiness": 1.953,  # compressed: JPEG 8x8 block-edge steps relative to the other steps above this
     # unusable (fixed, not fitted): the photo cannot be classified at all
     "unusable_min_side": 32.0,
     "unusable_min_contrast": 4.0,  # p99 - p1 luminance range: essentially one flat colour
@@ -131,14 +131,22 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected an HxWx3 RGB image, got shape {rgb.shape}")
 
 
-def _analysis_view(gray: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
+def _analysis_view(img: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
     """Shrink (INTER_AREA, aspect ratio kept) so the short side is ``side`` px; smaller images stay as they are."""
-    h, w = gray.shape
+    h, w = img.shape[:2]
     scale = side / min(h, w)
     if scale >= 1:
-        return gray
+        return img
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def _block_crop(img: np.ndarray) -> np.ndarray:
+    """Centre crop of at most BLOCK_MAX_SIDE px per side, offsets multiples of 8 (keeps a JPEG grid in phase)."""
+    h, w = img.shape[:2]
+    y0 = max(0, (h - BLOCK_MAX_SIDE) // 2) // 8 * 8
+    x0 = max(0, (w - BLOCK_MAX_SIDE) // 2) // 8 * 8
+    return img[y0 : y0 + BLOCK_MAX_SIDE, x0 : x0 + BLOCK_MAX_SIDE]
 
 
 _SECOND_DERIVATIVES = [
@@ -167,12 +175,9 @@ def blockiness(gray: np.ndarray) -> float:
     grid moved by EXIF rotation or cropping is still found. Measured at the resolution the file was stored at,
     on a centre crop of at most BLOCK_MAX_SIDE px per side (offsets are multiples of 8, keeping the grid).
     """
-    h, w = gray.shape
-    if min(h, w) < 32:
+    if min(gray.shape) < 32:
         return 1.0
-    y0 = max(0, (h - BLOCK_MAX_SIDE) // 2) // 8 * 8
-    x0 = max(0, (w - BLOCK_MAX_SIDE) // 2) // 8 * 8
-    g = gray[y0 : y0 + BLOCK_MAX_SIDE, x0 : x0 + BLOCK_MAX_SIDE].astype(np.float32)
+    g = _block_crop(gray).astype(np.float32)
     ratios = []
     for diff in (np.abs(np.diff(g, axis=1)).mean(axis=0), np.abs(np.diff(g, axis=0)).mean(axis=1)):
         n = diff.size // 8 * 8
@@ -188,12 +193,14 @@ def compute_metrics(rgb: np.ndarray) -> dict[str, float]:
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got {rgb.dtype}")
-    gray = _luminance(rgb)
-    peak = rgb.max(axis=2) if rgb.ndim == 3 else gray
-    h, w = gray.shape
+    if rgb.ndim not in (2, 3) or rgb.ndim == 3 and rgb.shape[2] not in (1, 3):
+        raise ValueError(f"expected an HxWx3 RGB image, got shape {rgb.shape}")
+    h, w = rgb.shape[:2]
     if h == 0 or w == 0:
         raise ValueError("empty image")
-    view = _analysis_view(gray)
+    small = _analysis_view(rgb)  # shrink first: everything below is cheap even for a 50 MP photo
+    view = _luminance(small)
+    peak = small.max(axis=2) if small.ndim == 3 else view
     lum = view.astype(np.float32)
     p1, p5, p95, p99 = np.percentile(lum, [1, 5, 95, 99])
     lap = cv2.Laplacian(view, cv2.CV_32F, ksize=1)
@@ -206,11 +213,11 @@ def compute_metrics(rgb: np.ndarray) -> dict[str, float]:
         "mean_luminance": float(lum.mean()),
         "dark_fraction": float((lum < DARK_LEVEL).mean()),
         "bright_fraction": float((lum > BRIGHT_LEVEL).mean()),
-        "clipped_fraction": float((_analysis_view(peak) >= CLIP_LEVEL).mean()),
+        "clipped_fraction": float((peak >= CLIP_LEVEL).mean()),
         "contrast": float(p95 - p5),
         "luminance_std": float(lum.std()),
         "full_range": float(p99 - p1),
-        "blockiness": blockiness(gray),
+        "blockiness": blockiness(_luminance(_block_crop(rgb))),
     }
 
 

@@ -6,25 +6,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
-from skinscan import config
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 300) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return True
-        except OSError:
-            time.sleep(0.5)
-    return False
+from skinscan import config, procs
 
 
 def main(argv=None) -> int:
@@ -37,35 +23,26 @@ def main(argv=None) -> int:
         print(f"no model in {config.MODEL_DIR}: run `make train` first", file=sys.stderr)
         return 1
     api_url = f"http://{args.host}:{args.api_port}"
-    api = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "service.service:SkinScan",
-                            "--host", args.host, "--port", str(args.api_port)], start_new_session=True)
-    ui = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "ui/app.py", "--server.address", args.host,
-                           "--server.port", str(args.ui_port), "--server.headless", "true",
-                           "--browser.gatherUsageStats", "false"],
-                          env={**os.environ, "SKINSCAN_API_URL": api_url}, start_new_session=True)
-    procs = [api, ui]
+    api = subprocess.Popen(procs.api_command(args.api_port, args.host), start_new_session=True)
+    ui = subprocess.Popen(procs.ui_command(args.ui_port, args.host), env={**os.environ, "SKINSCAN_API_URL": api_url},
+                          start_new_session=True)
+    servers = [api, ui]
     try:
         print(f"starting the API at {api_url} (loading the model) ...", flush=True)
-        if not wait_ready(f"{api_url}/readyz", api):
+        if not procs.wait_ready(f"{api_url}/readyz", api, 300):
             print("the API did not become ready; see its log above", file=sys.stderr)
             return 1
-        wait_ready(f"http://{args.host}:{args.ui_port}/_stcore/health", ui, 60)
+        procs.wait_ready(f"http://{args.host}:{args.ui_port}/_stcore/health", ui, 60)
         print(f"\n  skinscan API: {api_url}   (docs: {api_url}/docs, try: curl -F image=@photo.jpg {api_url}/predict)"
               f"\n  skinscan UI:  http://{args.host}:{args.ui_port}\n\nCtrl-C stops both.", flush=True)
-        while all(p.poll() is None for p in procs):
+        while all(p.poll() is None for p in servers):
             time.sleep(1)
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+        for p in servers:
+            procs.stop(p)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from skinscan.classifier import Classifier
 from skinscan.preprocess import to_model_input
 from skinscan.skin_gate import SkinGate, _unit
 from skinscan.unknown_gate import METHODS, method_scores
-from training import data
+from training import data, model_card
 from training.metrics import auroc
 
 SKIN_MAX_REJECT = 0.01  # real skin rejected <= 1% (threshold set on skin calibration images)
@@ -172,6 +172,7 @@ def main(argv=None):
               "unknown": {"method": best, "threshold": u_threshold}, "report": report}
     (model_dir / "gates.json").write_text(json.dumps(params, indent=2))
     print(json.dumps(report, indent=1))
+    model_card.main(["--model", str(model_dir)])
     return params
 
 

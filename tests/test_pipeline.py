@@ -1,0 +1,95 @@
+"""The in-process pipeline on real photos: result shape, gate decisions, quality warnings, errors."""
+from __future__ import annotations
+
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from skinscan import config
+from skinscan.decode import InputError
+
+
+def jpeg(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def split(model_dir):
+    return json.loads((model_dir / "split.json").read_text())
+
+
+
+def test_result_shape(pipeline, data_root):
+    photo = sorted((data_root / "skin8" / "train" / "shingles").iterdir())[0]
+    r = pipeline.run(photo.read_bytes())
+    assert r["verdict"] in ("disease", "unknown", "not_skin")
+    assert [d["id"] for d in r["differential"]][0] in config.CLASS_IDS and len(r["differential"]) == 3
+    assert set(r["timings_ms"]) >= {"decode", "quality", "model", "gates", "total"}
+    assert r["model"]["name"] == config.MODEL_NAME and r["disclaimer"] == config.DISCLAIMER
+    assert 0.0 <= r["skin"]["score"] <= 1.0 and isinstance(r["unknown"]["is_unknown"], bool)
+
+
+def test_in_scope_test_photos_are_classified(pipeline, split, data_root):
+    """Grouped test-split photos (never trained on): skin, mostly recognised, mostly the right label."""
+    by_class = {}
+    for f, v in sorted(split["files"].items()):
+        if v["split"] == "test":
+            by_class.setdefault(f.split("/")[0], []).append(f)
+    files = [f for c in config.CLASS_IDS for f in by_class[c][:3]]
+    results = pipeline.run_batch([(data_root / "skin8" / "train" / f).read_bytes() for f in files])
+    assert all(r["skin"]["is_skin"] for r in results)
+    assert np.mean([r["verdict"] == "disease" for r in results]) >= 0.75
+    assert np.mean([r["differential"][0]["id"] == f.split("/")[0] for f, r in zip(files, results)]) >= 0.7
+    for r in results:
+        if r["verdict"] == "disease":
+            assert r["info"]["id"] == r["disease"]["id"] and r["info"]["symptoms"]
+
+
+def test_non_skin_photos_are_rejected(pipeline, data_root):
+    photos = sorted((data_root / "non_skin").iterdir())[::50]  # 10 everyday photos, incl. some with people
+    results = pipeline.run_batch([p.read_bytes() for p in photos])
+    rejected = [r["verdict"] == "not_skin" for r in results]
+    assert np.mean(rejected) >= 0.9, [p.name for p, ok in zip(photos, rejected) if not ok]
+    assert all(r["disease"] is None and r["differential"] == [] for r, ok in zip(results, rejected) if ok)
+
+
+def test_heldout_conditions_are_skin_and_often_unknown(pipeline, split, data_root):
+    """Conditions the model and gates never saw: still skin, and called unknown more often than in-scope photos."""
+    photos = []
+    for cond in split["unknown_holdout_conditions"]:
+        photos += sorted((data_root / "other_conditions" / cond).iterdir())[:5]
+    results = pipeline.run_batch([p.read_bytes() for p in photos])
+    assert np.mean([r["skin"]["is_skin"] for r in results]) >= 0.95
+    assert np.mean([r["verdict"] == "unknown" for r in results]) >= 0.4
+    for r in results:
+        if r["verdict"] == "unknown":
+            assert r["disease"] is None and r["info"] is None and len(r["differential"]) == 3
+
+
+def test_quality_warning_reaches_the_result(pipeline, data_root):
+    from training.data import load_rgb
+
+    rgb = load_rgb(sorted((data_root / "skin8" / "train" / "cellulitis").iterdir())[0])
+    dark = (rgb.astype(np.float32) * 0.12).astype(np.uint8)
+    blurred = cv2.GaussianBlur(rgb, (0, 0), sigmaX=max(rgb.shape[:2]) / 60)
+    codes = lambda r: {w["code"] for w in r["quality"]["warnings"]}  # noqa: E731
+    r_dark, r_blur = pipeline.run_batch([jpeg(dark), jpeg(blurred)])
+    assert "too_dark" in codes(r_dark) and r_dark["quality"]["ok"] is False
+    assert "blurry" in codes(r_blur)
+
+
+def test_unusable_and_invalid_inputs_raise(pipeline):
+    with pytest.raises(InputError) as err:
+        pipeline.run(jpeg(np.full((200, 200, 3), 128, np.uint8)))
+    assert err.value.code == "unusable_image"
+    with pytest.raises(InputError) as err:
+        pipeline.run(b"definitely not an image")
+    assert err.value.code == "not_an_image"
+    out = pipeline.run_batch([b"", b"junk"])
+    assert [e.code for e in out] == ["empty", "not_an_image"]

@@ -1,0 +1,281 @@
+"""The Streamlit dashboard (ui/app.py) against a real `bentoml serve`: AppTest, and a real Chromium end to end.
+
+* AppTest drives the app script in-process (tabs, the file uploader with a real photo, the API-down case).
+* The browser test starts `streamlit run`, uploads a real shingles photo through the page's file input in
+  headless Chromium (Debian's /usr/bin/chromium; skipped when absent) and saves a screenshot to
+  tests/artifacts/ui_result.png.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+
+from skinscan import config, knowledge
+from skinscan.client import Client, ClientError
+from conftest import ARTIFACTS, ROOT, free_port, start_server, stop_server
+
+APP = str(ROOT / "ui" / "app.py")
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+TIMEOUT_S = 120  # one AppTest run: the machine is slow and the first prediction warms the model up
+TABS = ["Check a photo", "All conditions", "About the model"]
+N_CANDIDATES = 8
+
+
+def app_test():
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+
+
+def texts(at) -> str:
+    """All text the app showed in one run (markdown, headings, alerts, captions, expander labels), joined."""
+    parts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "error", "warning", "info", "success"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    parts += [e.label for e in at.expander]
+    return "\n".join(parts)
+
+
+def pct(p: float) -> str:
+    return f"{p * 100:.0f}%"
+
+
+# --- fixtures -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def shingles_photos(data_root) -> list[Path]:
+    folder = data_root / "skin8" / "train" / "shingles"
+    photos = sorted(p for p in folder.glob("*") if p.suffix.lower() in config.IMAGE_EXTENSIONS) if folder.is_dir() \
+        else []
+    if not photos:
+        pytest.skip(f"no shingles photos in {folder}")
+    return photos
+
+
+@pytest.fixture(scope="module")
+def sample(api_url, shingles_photos) -> tuple[Path, dict]:
+    """The first shingles photo (sorted) and its real API result.
+
+    The result card and disease card need a "disease" verdict: when the first photo gets another verdict, the first
+    of the next few (sorted) that gets one is used instead.
+    """
+    candidates = shingles_photos[:N_CANDIDATES]
+    results = Client(api_url, timeout=300).predict_batch(candidates)
+    for path, result in zip(candidates, results):
+        if result.get("verdict") == "disease":
+            return path, result
+    pytest.fail(f"none of the first {len(candidates)} shingles photos got a 'disease' verdict: "
+                f"{[r.get('verdict', r.get('error')) for r in results]}")
+
+
+@pytest.fixture
+def ui_env(api_url, monkeypatch) -> str:
+    monkeypatch.setenv("SKINSCAN_API_URL", api_url)
+    return api_url
+
+
+# --- the client the app uses --------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_client_talks_to_api(api_url, sample):
+    client = Client(api_url)
+    assert client.ready()
+    cards = client.diseases()
+    assert [c["id"] for c in cards] == config.CLASS_IDS
+    summary = client.model()
+    assert 0 <= summary["test"]["accuracy"] <= 1
+    for path in summary["figures"]:
+        assert client.figure(path).startswith(b"\x89PNG")
+    assert client.figure("reliability").startswith(b"\x89PNG")
+    path, result = sample
+    assert client.predict(path.read_bytes())["differential"] == result["differential"]  # bytes and path agree
+    with pytest.raises(ClientError) as err:
+        client.predict(b"this is not an image")
+    assert 400 <= err.value.status < 500 and err.value.code and err.value.message
+    assert err.value.message in str(err.value)
+    with pytest.raises(ClientError) as err:
+        client.figure("nope")
+    assert err.value.status == 404 and err.value.code == "not_found"
+
+
+def test_client_unreachable():
+    url = f"http://127.0.0.1:{free_port()}"
+    client = Client(url, timeout=5)
+    assert client.ready() is False
+    with pytest.raises(ClientError) as err:
+        client.diseases()
+    assert err.value.code == "api_unreachable" and err.value.status is None
+    assert "is not reachable" in str(err.value) and url in str(err.value)
+
+
+# --- AppTest ----------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_app_renders(ui_env):
+    at = app_test().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert [t.label for t in at.tabs] == TABS
+    assert len(at.file_uploader) == 1
+    assert set(at.file_uploader[0].allowed_type) >= {".jpg", ".jpeg", ".png", ".webp", ".bmp"} or \
+        set(at.file_uploader[0].allowed_type) >= {"jpg", "jpeg", "png", "webp", "bmp"}
+    assert "Not a medical diagnosis" in texts(at)
+    at.toggle[0].set_value(True).run()  # the camera instead of the uploader
+    assert not at.exception
+    assert len(at.camera_input) == 1 and len(at.file_uploader) == 0
+
+
+@pytest.mark.slow
+def test_conditions_page_lists_8(ui_env):
+    at = app_test().run()
+    assert not at.exception
+    conditions = at.tabs[1]
+    assert [e.label.rsplit(" · ", 1)[0] for e in conditions.expander] == [knowledge.card(c)["name"] for c in config.CLASS_IDS]
+    shown = "\n".join(m.value for m in conditions.markdown)
+    for cid in config.CLASS_IDS:
+        card = knowledge.card(cid)
+        assert card["summary"] in shown
+        assert all(s["url"] in shown for s in card["sources"])
+
+
+@pytest.mark.slow
+def test_about_page_shows_accuracy(ui_env):
+    summary = Client(ui_env).model()
+    at = app_test().run()
+    assert not at.exception
+    about = at.tabs[2]
+    metrics = {m.label: m.value for m in about.metric}
+    assert metrics["Accuracy"] == f"{summary['test']['accuracy'] * 100:.1f}%"
+    assert metrics["Macro-F1"] == f"{summary['test']['macro_f1']:.3f}"
+    assert metrics["ECE before scaling"] == f"{summary['test']['ece_before_scaling']:.3f}"
+    assert metrics["ECE after scaling"] == f"{summary['test']['ece_after_scaling']:.3f}"
+    assert len(about.image) >= len(summary["figures"]) == 2
+    headers = [h.value for h in about.subheader]
+    assert "Skin check" in headers and "Unknown-condition check" in headers
+    per_class = next(d.value for d in about.dataframe if "Recall" in d.value.columns)
+    assert list(per_class["Condition"]) == list(summary["test"]["per_class"])
+
+
+@pytest.mark.slow
+def test_upload_shows_result_card(ui_env, sample):
+    path, result = sample
+    at = app_test().run()
+    at.file_uploader[0].set_value((path.name, path.read_bytes(), "image/jpeg")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    check = at.tabs[0]
+    assert [h.value for h in check.header] == ["Result", "About this condition"]
+    disease, info = result["disease"], result["info"]
+    assert f"Most likely: {disease['name']}, {pct(disease['probability'])}" in [s.value for s in check.subheader]
+    urgency_box = {"urgent": check.error, "see_doctor": check.warning, "self_care": check.info}[info["urgency"]]
+    headline = {"urgent": "Get urgent care today", "see_doctor": "See a doctor",
+                "self_care": "Usually treatable at home"}[info["urgency"]]
+    assert any(headline in e.value for e in urgency_box)
+    shown = texts(check)
+    assert info["summary"] in shown and info["symptoms"][0] in shown and info["urgent_signs"][0] in shown
+    assert all(s["url"] in shown for s in info["sources"])
+    assert result["disclaimer"] in [e.value for e in check.info]
+    assert "How sure is this?" in [e.label for e in check.expander]
+    assert f"{result['skin']['score']:.2f}" in shown
+    for e in result["differential"]:
+        assert f"{e['name']} {pct(e['probability'])}" in shown
+    for w in result["quality"]["warnings"]:
+        assert w["message"] in [e.value for e in check.warning]
+    # the answer is kept for this photo only: a rerun does not analyse it again, removing the photo clears it
+    assert at.session_state["last_result"]["result"] == result
+    at.file_uploader[0].clear().run()
+    assert not at.exception and "last_result" not in at.session_state and not at.tabs[0].header
+
+
+def _render(app_path: str, result: dict) -> None:
+    """AppTest script: render one result with the app's own render function."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("skinscan_ui_app", app_path)
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    app.render_result(result)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("verdict", ["not_skin", "unknown"])
+def test_render_result_without_disease(sample, verdict):
+    """The not-skin and unknown messages, on a real result turned into that verdict the way the pipeline does."""
+    from streamlit.testing.v1 import AppTest
+
+    result = copy.deepcopy(sample[1])
+    result.update(verdict=verdict, disease=None, info=None)
+    if verdict == "not_skin":
+        result.update(differential=[], skin={"is_skin": False, "score": 0.02})
+    else:
+        result["unknown"]["is_unknown"] = True
+    result["quality"] = {"ok": False, "warnings": [{"code": "blurry", "message": "The photo looks blurry. Hold still."}],
+                         "metrics": result["quality"]["metrics"]}
+    at = AppTest.from_function(_render, args=(APP, result), default_timeout=30).run()
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = [w.value for w in at.warning]
+    expected = "This does not look like a photo of skin" if verdict == "not_skin" else \
+        "This does not look like one of the 8 conditions we recognise"
+    assert any(w.startswith(expected) for w in warnings)
+    assert "The photo looks blurry. Hold still." in warnings
+    assert [h.value for h in at.header] == ["Result"]  # no disease card
+    assert not any(s.value.startswith("Most likely") for s in at.subheader)
+    assert result["disclaimer"] in [i.value for i in at.info]
+
+
+def test_api_down_shows_friendly_error(monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("SKINSCAN_API_URL", url)
+    at = app_test().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1
+    assert "not available right now" in at.error[0].value and url in at.error[0].value
+    at.button[0].click().run()  # "Try again"
+    assert not at.exception and len(at.error) == 1
+
+
+# --- real browser -----------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_browser_upload_shows_result(api_url, sample):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    path, result = sample
+    port = free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", "ui/app.py", "--server.port", str(port), "--server.address",
+           "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    proc = start_server(cmd, f"http://127.0.0.1:{port}/_stcore/health", "ui", env={"SKINSCAN_API_URL": api_url})
+    ms = 90_000
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=ms)
+                page.get_by_role("tab", name="Check a photo").wait_for(timeout=ms)
+                page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(path), timeout=ms)
+                panel = page.get_by_role("tabpanel", name="Check a photo")  # the other tabs hold cards too
+                panel.get_by_role("heading", name="Result").wait_for(timeout=ms)
+                panel.get_by_role("heading", name="About this condition").wait_for(timeout=ms)
+                disease, info = result["disease"], result["info"]
+                panel.get_by_text(f"Most likely: {disease['name']}, {pct(disease['probability'])}").wait_for(timeout=ms)
+                panel.get_by_text(info["summary"]).wait_for(timeout=ms)
+                panel.get_by_text(result["disclaimer"]).wait_for(timeout=ms)
+                assert panel.get_by_role("link", name=info["sources"][0]["title"]).count() == 1
+                panel.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=ms)  # the differential
+                assert page.locator('[data-testid="stException"]').count() == 0
+                # Streamlit scrolls inside its main container: grow the viewport so the screenshot shows the page
+                height = page.evaluate("() => Math.max(document.body.scrollHeight, "
+                                       "...[...document.querySelectorAll('[data-testid=stMain], section')]"
+                                       ".map(e => e.scrollHeight))")
+                page.set_viewport_size({"width": 1280, "height": min(int(height) + 100, 12000)})
+                page.wait_for_timeout(1500)
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "ui_result.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        stop_server(proc)
+    assert (ARTIFACTS / "ui_result.png").stat().st_size > 10_000

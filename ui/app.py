@@ -1,0 +1,370 @@
+"""skinscan dashboard (Streamlit): check a photo, browse the 8 conditions, read the model card.
+
+It talks to the skinscan HTTP API only, through ``skinscan.client.Client`` (``SKINSCAN_API_URL``).
+Uploaded photos are sent to the API from memory and never written to disk or cached; only the API's
+answer for the current photo is kept in this browser session so a rerun does not analyse it again.
+
+    streamlit run ui/app.py
+"""
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import streamlit as st
+
+from skinscan import config
+from skinscan.client import Client, ClientError
+
+PHOTO_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
+MAX_UPLOAD_MB = max(1, config.MAX_UPLOAD_BYTES // (1 << 20))
+CACHE_TTL_S = 600  # the disease cards and model card change only with a new model
+
+# card urgency -> (alert, headline, explanation)
+URGENCY = {
+    "urgent": ("error", "Get urgent care today",
+               "{name} can become serious quickly. Contact a doctor, urgent care or an out-of-hours service today."),
+    "see_doctor": ("warning", "See a doctor",
+                   "{name} usually needs a doctor's or pharmacist's assessment and often prescription treatment. "
+                   "Book an appointment soon, and get help the same day if any of the urgent signs below appear."),
+    "self_care": ("info", "Usually treatable at home",
+                  "{name} often gets better with self-care and pharmacy treatment. See a doctor if it does not improve "
+                  "or if any of the urgent signs below appear."),
+}
+URGENCY_SHORT = {"urgent": "urgent care today", "see_doctor": "see a doctor", "self_care": "self-care"}
+CARD_SECTIONS = (
+    ("Symptoms", "symptoms"),
+    ("What you can do", "precautions"),
+    ("Medication", "medication"),
+    ("When to see a doctor", "see_doctor"),
+    ("Urgent signs: get help today", "urgent_signs"),
+)
+NOT_SKIN_MESSAGE = (
+    "This does not look like a photo of skin, so it was not checked. Take a clear, well-lit close-up of the "
+    "affected skin that fills most of the picture, and try again."
+)
+UNKNOWN_MESSAGE = (
+    "This does not look like one of the 8 conditions we recognise, so we cannot say which one it is. It may be a "
+    "different skin condition, or the photo may not show it clearly. If you are worried about it, see a doctor "
+    "or pharmacist."
+)
+API_DOWN_HINT = "Please try again in a minute. If it keeps happening, the skinscan service may be down."
+CONNECTION_CODES = {"api_unreachable", "timeout", "server_error", "bad_response"}
+
+
+# --- helpers --------------------------------------------------------------------------------------
+def api_url() -> str:
+    """The API address, read on every run so a changed environment is picked up."""
+    return (os.environ.get("SKINSCAN_API_URL") or config.API_URL).rstrip("/")
+
+
+def md(text) -> str:
+    """Card and API text as literal Markdown (``$`` would otherwise start LaTeX)."""
+    return str(text).replace("$", "\\$")
+
+
+def pct(p, digits: int = 0) -> str:
+    return "n/a" if p is None else f"{float(p) * 100:.{digits}f}%"
+
+
+def num(x, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{float(x):.{digits}f}"
+
+
+def show_api_error(err: ClientError) -> None:
+    """A friendly message for a failed API call (never a traceback)."""
+    if err.code in CONNECTION_CODES:
+        st.error(f"The skinscan service is not available right now. {err.message} {API_DOWN_HINT}")
+    else:
+        st.error(f"Something went wrong asking the skinscan service: {err.message}")
+
+
+def bar_chart(df: pd.DataFrame, label: str, value: str) -> None:
+    """Horizontal bars of percentages (0-100) in the given order, full labels, the value printed on each bar."""
+    encoding = {
+        "y": {"field": label, "type": "nominal", "sort": None, "axis": {"title": None, "labelLimit": 320}},
+        "x": {"field": value, "type": "quantitative", "scale": {"domain": [0, 100]}},
+    }
+    st.vega_lite_chart(df, {
+        "height": {"step": 34},
+        "transform": [{"calculate": f"format(datum['{value}'], '.0f') + '%'", "as": "shown"}],
+        "encoding": encoding,
+        "layer": [
+            {"mark": {"type": "bar", "tooltip": True}},
+            {"mark": {"type": "text", "align": "left", "dx": 4}, "encoding": {"text": {"field": "shown"}}},
+        ],
+    })
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def fetch_diseases(url: str) -> list[dict]:
+    return Client(url).diseases()
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def fetch_model(url: str) -> dict:
+    return Client(url).model()
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def fetch_figure(url: str, name: str) -> bytes:
+    return Client(url).figure(name)
+
+
+# --- result card ----------------------------------------------------------------------------------
+def render_urgency(card: dict) -> None:
+    alert, headline, text = URGENCY.get(card.get("urgency"), URGENCY["see_doctor"])
+    getattr(st, alert)(f"**{headline}.** {md(text.format(name=card.get('name', 'This condition')))}")
+
+
+def render_quality(quality: dict | None) -> None:
+    warnings = (quality or {}).get("warnings") or []
+    if not warnings:
+        return
+    st.subheader("Photo quality")
+    st.write("The result may be less reliable because of the photo. To get a better answer:")
+    for w in warnings:
+        st.warning(md(w.get("message", w.get("code", ""))))
+
+
+def render_differential(differential: list[dict], title: str = "Possible conditions") -> None:
+    if not differential:
+        return
+    st.subheader(title)
+    df = pd.DataFrame({
+        "Condition": [e["name"] for e in differential],
+        "Probability (%)": [round(float(e["probability"]) * 100, 1) for e in differential],
+    })
+    bar_chart(df, "Condition", "Probability (%)")
+    st.caption(" · ".join(f"{e['name']} {pct(e['probability'])}" for e in differential))
+
+
+def render_confidence(result: dict, gates: dict | None = None) -> None:
+    """The "How sure is this?" explanation: calibrated probabilities and the two gates' scores."""
+    skin, unknown = result.get("skin") or {}, result.get("unknown") or {}
+    gates = gates or {}
+    skin_thr = (gates.get("skin") or {}).get("threshold")
+    unk_thr = (gates.get("unknown") or {}).get("threshold")
+    with st.expander("How sure is this?"):
+        st.markdown(
+            "**The percentages are calibrated probabilities.** After training, the model's scores were adjusted "
+            "(temperature scaling) on photos it had never seen, so that a result shown as 80% was right about "
+            "8 times in 10 on our test photos. They compare only the 8 conditions skinscan knows, come from a "
+            "single photo, and can be wrong: a high percentage is not a diagnosis."
+        )
+        st.markdown("**Two checks run before a condition is named:**")
+        skin_line = (f"- **Is this skin?** score {num(skin.get('score'), 2)}"
+                     + (f" (needs at least {num(skin_thr, 2)})" if skin_thr is not None else "")
+                     + f": {'passed' if skin.get('is_skin') else 'not skin, so no condition was named'}.")
+        unk_line = (f"- **Is it one of the 8 conditions?** unfamiliarity score {num(unknown.get('score'), 2)}"
+                    + (f" (above {num(unk_thr, 2)} counts as unknown)" if unk_thr is not None else "")
+                    + f": {'looks unlike the 8 conditions' if unknown.get('is_unknown') else 'looks like one of them'}.")
+        st.markdown(skin_line + "\n" + unk_line)
+        st.caption("The checks were tuned so that only about 5% of photos of the 8 conditions are wrongly called "
+                   "unknown; see \"About the model\" for how often each check is right.")
+        if result.get("verdict") == "unknown" and result.get("differential"):
+            st.markdown("**Closest of the 8 conditions (low confidence, shown for information only):**")
+            st.markdown("\n".join(f"- {md(e['name'])}: {pct(e['probability'])}" for e in result["differential"]))
+        model = result.get("model") or {}
+        if model:
+            st.caption(f"Model: {model.get('name', '?')} version {model.get('version', '?')}.")
+
+
+def render_card(card: dict, heading: bool = True) -> None:
+    """A disease card: what it is, symptoms, precautions, medication, doctor, urgent signs, contagious, sources."""
+    if heading:
+        st.header("About this condition")
+        st.subheader(md(card.get("name", "")))
+    st.markdown(md(card.get("summary", "")))
+    for title, key in CARD_SECTIONS:
+        items = card.get(key) or []
+        if items:
+            st.markdown(f"**{title}**\n" + "\n".join(f"- {md(x)}" for x in items))
+    contagious = "Yes" if card.get("contagious") else "No"
+    st.markdown(f"**Contagious:** {contagious}. {md(card.get('contagious_note', ''))}")
+    sources = card.get("sources") or []
+    if sources:
+        st.markdown("**Sources**\n" + "\n".join(f"- [{md(s.get('title', s.get('url')))}]({s.get('url')})"
+                                                for s in sources))
+
+
+def render_result(result: dict, gates: dict | None = None) -> None:
+    """The result card for one API result (the dict of POST /predict)."""
+    st.header("Result")
+    verdict = result.get("verdict")
+    info = result.get("info")
+    if verdict == "not_skin":
+        st.warning(NOT_SKIN_MESSAGE)
+    elif verdict == "unknown":
+        st.warning(UNKNOWN_MESSAGE)
+    else:
+        disease = result.get("disease") or {}
+        st.subheader(f"Most likely: {md(disease.get('name', '?'))}, {pct(disease.get('probability'))}")
+        if info:
+            render_urgency(info)
+    render_quality(result.get("quality"))
+    if verdict == "disease":
+        render_differential(result.get("differential") or [])
+    render_confidence(result, gates)
+    if verdict == "disease" and info:
+        render_card(info)
+    st.info(md(result.get("disclaimer") or config.DISCLAIMER))
+
+
+# --- pages ----------------------------------------------------------------------------------------
+def page_check(client: Client) -> None:
+    st.write("Take or upload a clear, well-lit close-up of the affected skin. The photo is checked by the skinscan "
+             "service and is not stored.")
+    use_camera = st.toggle("Use my camera instead", key="use_camera")
+    if use_camera:
+        photo = st.camera_input("Take a photo of the skin", key="camera")
+    else:
+        photo = st.file_uploader("Upload a photo of the skin", type=PHOTO_TYPES, key="upload",
+                                 max_upload_size=MAX_UPLOAD_MB,
+                                 help="JPEG, PNG, WebP or BMP, up to %d MB." % MAX_UPLOAD_MB)
+    if photo is None:
+        st.session_state.pop("last_result", None)
+        return
+    key = (photo.file_id, photo.name, photo.size)
+    last = st.session_state.get("last_result")
+    if last and last["key"] == key:
+        result = last["result"]
+    else:
+        try:
+            with st.spinner("Analysing the photo..."):
+                result = client.predict(photo.getvalue())
+        except ClientError as err:
+            st.session_state.pop("last_result", None)
+            if err.code in CONNECTION_CODES:
+                show_api_error(err)
+            else:
+                st.error(f"This photo could not be checked. {md(err.message)}")
+            return
+        st.session_state["last_result"] = {"key": key, "result": result}
+    try:
+        gates = fetch_model(client.url).get("gates")
+    except ClientError:
+        gates = None  # the result still shows, only without the gates' thresholds
+    render_result(result, gates)
+
+
+def page_conditions(client: Client) -> None:
+    st.header("All conditions")
+    try:
+        cards = fetch_diseases(client.url)
+    except ClientError as err:
+        show_api_error(err)
+        return
+    st.write(f"skinscan recognises these {len(cards)} skin infections. Anything else should come back as "
+             "\"not one of the conditions we recognise\".")
+    for card in cards:
+        with st.expander(f"{card['name']} · {URGENCY_SHORT.get(card.get('urgency'), card.get('urgency'))}"):
+            render_card(card, heading=False)
+
+
+def render_model(summary: dict, figures: dict[str, bytes] | None = None) -> None:
+    """The model card from GET /model (``figures``: figure path -> PNG bytes)."""
+    test = summary.get("test") or {}
+    model = test.get("model") or {}
+    if model:
+        st.write(f"**{md(model.get('name', config.MODEL_NAME))}** version {md(model.get('version', '?'))}: "
+                 f"{md(model.get('backbone', 'EfficientNet-Lite0'))}, {model.get('input_size', config.IMAGE_SIZE)} px "
+                 f"input, temperature {num(model.get('temperature'), 2)}.")
+    st.subheader("Test results")
+    cols = st.columns(4)
+    cols[0].metric("Accuracy", pct(test.get("accuracy"), 1))
+    cols[1].metric("Macro-F1", num(test.get("macro_f1")))
+    cols[2].metric("ECE before scaling", num(test.get("ece_before_scaling")))
+    cols[3].metric("ECE after scaling", num(test.get("ece_after_scaling")))
+    st.caption(f"Measured on {test.get('n', '?')} held-out test photos. ECE (expected calibration error) is the gap "
+               "between the stated probability and how often it was right; lower is better.")
+
+    split = test.get("split") or {}
+    if split:
+        st.subheader("Data split")
+        st.write("Photos were split into train, validation and test sets by groups of near-duplicates, so copies of "
+                 "one photo never sit on both sides.")
+        st.dataframe(pd.DataFrame([{"Split": name, "Photos": s.get("images"), "Near-duplicate groups": s.get("groups")}
+                                   for name, s in split.items()]), hide_index=True)
+
+    per_class = test.get("per_class") or {}
+    if per_class:
+        st.subheader("Per condition")
+        st.dataframe(pd.DataFrame([{"Condition": cid, "Precision": round(v.get("precision", 0), 3),
+                                    "Recall": round(v.get("recall", 0), 3), "F1": round(v.get("f1", 0), 3),
+                                    "Test photos": v.get("support")} for cid, v in per_class.items()]),
+                     hide_index=True)
+
+    for path, png in (figures or {}).items():
+        name = path.rsplit("/", 1)[-1].removesuffix(".png")
+        st.image(png, caption={"confusion_matrix": "Confusion matrix on the test split (rows: true, columns: "
+                                                   "predicted)",
+                               "reliability": "Reliability: stated probability vs how often it was right, before "
+                                              "and after temperature scaling"}.get(name, name.replace("_", " ")))
+
+    render_gates(summary.get("gates") or {})
+
+
+def render_gates(gates: dict) -> None:
+    skin, unknown = gates.get("skin") or {}, gates.get("unknown") or {}
+    if skin:
+        st.subheader("Skin check")
+        st.write(f"{md(skin.get('method', ''))}; threshold {num(skin.get('threshold'), 2)}.")
+        rows = [{"Photos": name, "Count": r.get("n"), "Rate": pct(r.get("rate"), 1), "Meaning": "real skin rejected"}
+                for name, r in (skin.get("real_skin_rejected") or {}).items()]
+        ns = skin.get("non_skin_accepted") or {}
+        if ns:
+            rows.append({"Photos": "non-skin photos (never fitted)", "Count": ns.get("n"), "Rate": pct(ns.get("rate"), 1),
+                         "Meaning": "non-skin accepted as skin"})
+        if rows:
+            st.dataframe(pd.DataFrame(rows), hide_index=True)
+    if unknown:
+        st.subheader("Unknown-condition check")
+        st.write(f"Method: {md(unknown.get('method', '?'))}, threshold {num(unknown.get('threshold'), 3)}; AUROC on "
+                 f"held-out conditions it never saw: {num(unknown.get('auroc_heldout'))}.")
+        fur = unknown.get("false_unknown_rate") or {}
+        if fur:
+            st.write("Photos of the 8 conditions wrongly called unknown: "
+                     + ", ".join(f"{k.replace('_', ' ')} {pct(v, 1)}" for k, v in fur.items()) + ".")
+        detected = {k: v for k, v in (unknown.get("heldout_detected_rate") or {}).items() if v is not None}
+        if detected:
+            st.write("Share of photos of other conditions (never shown to the model) flagged as unknown:")
+            bar_chart(pd.DataFrame({"Condition": [k.replace("_", " ") for k in detected],
+                                    "Flagged unknown (%)": [round(v * 100, 1) for v in detected.values()]}),
+                      "Condition", "Flagged unknown (%)")
+        if unknown.get("non_skin_flagged_unknown") is not None:
+            st.caption(f"Non-skin photos flagged unknown: {pct(unknown['non_skin_flagged_unknown'], 1)}.")
+
+
+def page_about(client: Client) -> None:
+    st.header("About the model")
+    try:
+        summary = fetch_model(client.url)
+        figures = {path: fetch_figure(client.url, path) for path in summary.get("figures") or []}
+    except ClientError as err:
+        show_api_error(err)
+        return
+    render_model(summary, figures)
+
+
+def main() -> None:
+    st.set_page_config(page_title="skinscan", page_icon="🩺", layout="centered")
+    st.title("skinscan")
+    st.caption("Photo triage for 8 skin infections. Not a medical diagnosis.")
+    client = Client(api_url())
+    if not client.ready():
+        st.error(f"The skinscan service is not available right now: the skinscan API at {client.url} is not "
+                 f"reachable or not ready yet. {API_DOWN_HINT}")
+        st.button("Try again")
+        return
+    check, conditions, about = st.tabs(["Check a photo", "All conditions", "About the model"])
+    with check:
+        page_check(client)
+    with conditions:
+        page_conditions(client)
+    with about:
+        page_about(client)
+
+
+if __name__ == "__main__":
+    main()
