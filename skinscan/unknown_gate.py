@@ -11,7 +11,7 @@ import numpy as np
 from skinscan.classifier import softmax
 from skinscan.skin_gate import _unit
 
-METHODS = ("max_softmax", "energy", "mahalanobis", "learned")
+METHODS = ("max_softmax", "energy", "mahalanobis", "learned", "learned+max_softmax")
 
 
 def method_scores(method: str, logits, embeddings, arrays, temperature: float) -> np.ndarray:
@@ -30,6 +30,9 @@ def method_scores(method: str, logits, embeddings, arrays, temperature: float) -
     if method == "learned":
         u = (_unit(embeddings) - arrays["ood_center"]) / arrays["ood_scale"]
         return 1.0 / (1.0 + np.exp(-(u @ arrays["ood_weights"] + float(arrays["ood_bias"]))))
+    if method == "learned+max_softmax":  # mean of the two scores, both in [0, 1]
+        return 0.5 * (method_scores("learned", logits, embeddings, arrays, temperature)
+                      + method_scores("max_softmax", logits, embeddings, arrays, temperature))
     raise ValueError(f"unknown method {method}")
 
 

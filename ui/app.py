@@ -67,6 +67,14 @@ def pct(p, digits: int = 0) -> str:
     return "n/a" if p is None else f"{float(p) * 100:.{digits}f}%"
 
 
+def prob(p) -> str:
+    """A calibrated probability for people: whole percent, never a false "100%" or "0%"."""
+    if p is None:
+        return "n/a"
+    v = float(p) * 100
+    return ">99%" if v >= 99.5 else "<1%" if v < 0.5 else f"{v:.0f}%"
+
+
 def num(x, digits: int = 3) -> str:
     return "n/a" if x is None else f"{float(x):.{digits}f}"
 
@@ -79,15 +87,19 @@ def show_api_error(err: ClientError) -> None:
         st.error(f"Something went wrong asking the skinscan service: {err.message}")
 
 
-def bar_chart(df: pd.DataFrame, label: str, value: str) -> None:
-    """Horizontal bars of percentages (0-100) in the given order, full labels, the value printed on each bar."""
+def bar_chart(df: pd.DataFrame, label: str, value: str, probabilities: bool = False) -> None:
+    """Horizontal bars of percentages (0-100) in the given order, full labels, the value printed on each bar
+    (as ``prob`` prints it when ``probabilities``)."""
+    shown = f"format(datum['{value}'], '.0f') + '%'"
+    if probabilities:
+        shown = f"datum['{value}'] >= 99.5 ? '>99%' : datum['{value}'] < 0.5 ? '<1%' : {shown}"
     encoding = {
         "y": {"field": label, "type": "nominal", "sort": None, "axis": {"title": None, "labelLimit": 320}},
         "x": {"field": value, "type": "quantitative", "scale": {"domain": [0, 100]}},
     }
     st.vega_lite_chart(df, {
         "height": {"step": 34},
-        "transform": [{"calculate": f"format(datum['{value}'], '.0f') + '%'", "as": "shown"}],
+        "transform": [{"calculate": shown, "as": "shown"}],
         "encoding": encoding,
         "layer": [
             {"mark": {"type": "bar", "tooltip": True}},
@@ -135,8 +147,8 @@ def render_differential(differential: list[dict], title: str = "Possible conditi
         "Condition": [e["name"] for e in differential],
         "Probability (%)": [round(float(e["probability"]) * 100, 1) for e in differential],
     })
-    bar_chart(df, "Condition", "Probability (%)")
-    st.caption(" · ".join(f"{e['name']} {pct(e['probability'])}" for e in differential))
+    bar_chart(df, "Condition", "Probability (%)", probabilities=True)
+    st.caption(" · ".join(f"{e['name']} {prob(e['probability'])}" for e in differential))
 
 
 def render_confidence(result: dict, gates: dict | None = None) -> None:
@@ -150,7 +162,8 @@ def render_confidence(result: dict, gates: dict | None = None) -> None:
             "**The percentages are calibrated probabilities.** After training, the model's scores were adjusted "
             "(temperature scaling) on photos it had never seen, so that a result shown as 80% was right about "
             "8 times in 10 on our test photos. They compare only the 8 conditions skinscan knows, come from a "
-            "single photo, and can be wrong: a high percentage is not a diagnosis."
+            "single photo, and can be wrong: a high percentage is not a diagnosis, and \">99%\" means very "
+            "confident, not certain."
         )
         st.markdown("**Two checks run before a condition is named:**")
         skin_line = (f"- **Is this skin?** score {num(skin.get('score'), 2)}"
@@ -164,7 +177,7 @@ def render_confidence(result: dict, gates: dict | None = None) -> None:
                    "unknown; see \"About the model\" for how often each check is right.")
         if result.get("verdict") == "unknown" and result.get("differential"):
             st.markdown("**Closest of the 8 conditions (low confidence, shown for information only):**")
-            st.markdown("\n".join(f"- {md(e['name'])}: {pct(e['probability'])}" for e in result["differential"]))
+            st.markdown("\n".join(f"- {md(e['name'])}: {prob(e['probability'])}" for e in result["differential"]))
         model = result.get("model") or {}
         if model:
             st.caption(f"Model: {model.get('name', '?')} version {model.get('version', '?')}.")
@@ -199,7 +212,7 @@ def render_result(result: dict, gates: dict | None = None) -> None:
         st.warning(UNKNOWN_MESSAGE)
     else:
         disease = result.get("disease") or {}
-        st.subheader(f"Most likely: {md(disease.get('name', '?'))}, {pct(disease.get('probability'))}")
+        st.subheader(f"Most likely: {md(disease.get('name', '?'))}, {prob(disease.get('probability'))}")
         if info:
             render_urgency(info)
     render_quality(result.get("quality"))
@@ -262,8 +275,9 @@ def page_conditions(client: Client) -> None:
             render_card(card, heading=False)
 
 
-def render_model(summary: dict, figures: dict[str, bytes] | None = None) -> None:
-    """The model card from GET /model (``figures``: figure path -> PNG bytes)."""
+def render_model(summary: dict, figures: dict[str, bytes] | None = None, names: dict[str, str] | None = None) -> None:
+    """The model card from GET /model (``figures``: figure path -> PNG bytes, ``names``: class id -> name)."""
+    names = names or {}
     test = summary.get("test") or {}
     model = test.get("model") or {}
     if model:
@@ -290,7 +304,7 @@ def render_model(summary: dict, figures: dict[str, bytes] | None = None) -> None
     per_class = test.get("per_class") or {}
     if per_class:
         st.subheader("Per condition")
-        st.dataframe(pd.DataFrame([{"Condition": cid, "Precision": round(v.get("precision", 0), 3),
+        st.dataframe(pd.DataFrame([{"Condition": names.get(cid, cid), "Precision": round(v.get("precision", 0), 3),
                                     "Recall": round(v.get("recall", 0), 3), "F1": round(v.get("f1", 0), 3),
                                     "Test photos": v.get("support")} for cid, v in per_class.items()]),
                      hide_index=True)
@@ -341,10 +355,11 @@ def page_about(client: Client) -> None:
     try:
         summary = fetch_model(client.url)
         figures = {path: fetch_figure(client.url, path) for path in summary.get("figures") or []}
+        names = {c["id"]: c["name"] for c in fetch_diseases(client.url)}
     except ClientError as err:
         show_api_error(err)
         return
-    render_model(summary, figures)
+    render_model(summary, figures, names)
 
 
 def main() -> None:
