@@ -92,14 +92,15 @@ def main(argv=None):
     # Fitted on the photos plus augmented views: crops/flips/colour jitter of both sides, and darker-skin
     # renderings of the skin photos (the data is mostly light skin).
     rng = np.random.default_rng(rng_seed)
-    pos_paths = [train_dir / f for f, s in zip(in_files, in_split) if s == "train"] + \
-        [p for p, s in zip(other_paths, other_oe_split) if s == "train"]
+    pos_in = np.isin(in_split, ["train", "val"])  # never the test split; threshold comes from out-of-fold scores
+    pos_other = np.isin(other_oe_split, ["train", "val"])  # never the held-out conditions
+    pos_paths = [train_dir / f for f, m in zip(in_files, pos_in) if m] + [p for p, m in zip(other_paths, pos_other) if m]
     neg_paths = [p for p, fit in zip(nonskin_paths, ns_fit) if fit]
     pos_views = [embed_paths(clf, pos_paths, desc="skin: darker tone", transform=lambda im: data.darker_skin_tone(im, rng))[1],
                  embed_paths(clf, pos_paths, desc="skin: augmented", transform=lambda im: data.augment(im, rng))[1]]
     neg_views = [embed_paths(clf, neg_paths, desc=f"non-skin: augmented {k + 1}/3",
                              transform=lambda im: data.augment(im, rng))[1] for k in range(3)]
-    pos_clean = np.concatenate([in_emb[in_split == "train"], other_emb[other_oe_split == "train"]])
+    pos_clean = np.concatenate([in_emb[pos_in], other_emb[pos_other]])
     pos_fit = np.concatenate([pos_clean, *pos_views])
     neg_fit = np.concatenate([ns_emb[ns_fit], *neg_views])
     x_skin = _unit(np.concatenate([pos_fit, neg_fit]))
