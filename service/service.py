@@ -44,6 +44,18 @@ INPUT_ERRORS = bentoml.metrics.Counter(
 app = FastAPI(title="skinscan", description="Skin-infection photo triage. Not a medical diagnosis.", version="1")
 
 
+@app.exception_handler(bentoml.exceptions.ServiceUnavailable)
+async def overloaded(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"error": {"code": "busy", "message": "skinscan is busy; try again in a few seconds."}},
+                        status_code=503, headers={"Retry-After": "5"})
+
+
+@app.exception_handler(Exception)
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"error": {"code": "internal_error", "message": "Something went wrong on our side; the "
+                                   "photo was not stored. Try again."}}, status_code=500)
+
+
 @bentoml.service(name="skinscan-classifier", workers=1, traffic={"timeout": 60})
 class SkinScanClassifier:
     """EfficientNet-Lite0 forward pass: model inputs [n, 224, 224, 3] -> [logits(8) | embedding(1280)]."""
@@ -53,7 +65,9 @@ class SkinScanClassifier:
 
         self.model = Classifier(config.MODEL_DIR)
 
-    @bentoml.api(batchable=True, batch_dim=0, max_batch_size=32, max_latency_ms=200)
+    # max_latency_ms is BentoML's shedding budget (requests that cannot meet it get 503), not a wait time:
+    # generous, so a burst on 2 cores queues instead of failing.
+    @bentoml.api(batchable=True, batch_dim=0, max_batch_size=32, max_latency_ms=30_000)
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         logits, embedding = self.model.forward(inputs)
         return np.concatenate([logits, embedding], axis=1)
@@ -118,7 +132,7 @@ class SkinScan:
         prepared = await run_in_threadpool(self.pipeline.prepare_all, uploads)
         ok = [p for p in prepared if isinstance(p, Prepared)]
         t0 = time.perf_counter()
-        outputs = await asyncio.gather(*(self.classifier.to_async.forward(p.model_input[None]) for p in ok))
+        outputs = await asyncio.gather(*(self.classify(p.model_input) for p in ok))
         model_ms = (time.perf_counter() - t0) * 1000 / max(len(ok), 1)
         rows = np.concatenate(outputs) if outputs else np.zeros((0, len(self.pipeline.labels)))
         n = len(self.pipeline.labels)
@@ -126,6 +140,17 @@ class SkinScan:
         for r in results:
             count(r)
         return results
+
+
+    async def classify(self, model_input: np.ndarray) -> np.ndarray:
+        """One image through the batching classifier service; retried once if it sheds load."""
+        for attempt in range(3):
+            try:
+                return await self.classifier.to_async.forward(model_input[None])
+            except bentoml.exceptions.ServiceUnavailable:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.5 * (attempt + 1))
 
 
 def service() -> SkinScan:

@@ -38,7 +38,8 @@ class Classifier:
         self.temperature = float(json.loads((self.model_dir / "calibration.json").read_text())["temperature"])
         self.model = keras.models.load_model(self.model_dir / "model.keras", compile=False)
         self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
-        self.forward(np.zeros((1, config.IMAGE_SIZE, config.IMAGE_SIZE, 3), np.float32))  # warm up
+        for n in (1, 2, 3):  # warm up; with reduce_retracing the third call traces a batch-size-generic graph
+            self.forward(np.zeros((n, config.IMAGE_SIZE, config.IMAGE_SIZE, 3), np.float32))
 
     def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Batch of model inputs -> (logits [n, 8], embeddings [n, 1280]) as float32 numpy."""

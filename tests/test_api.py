@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import re
 
 import numpy as np
 import pytest
@@ -139,16 +138,23 @@ def metric(text: str, name: str, label: str) -> float:
     return total
 
 
+def dark_photo() -> bytes:
+    rgb = np.asarray(Image.open(io.BytesIO(real_photo())).convert("RGB"), dtype=np.float32)
+    return encode((rgb * 0.3).astype(np.uint8))
+
+
 def test_metrics_count_verdicts_and_errors(api_url):
     before = requests.get(f"{api_url}/metrics", timeout=30).text
     post(f"{api_url}/predict", files={"image": ("x.txt", b"not an image, really not" * 4, "text/plain")})
-    post(f"{api_url}/predict", files={"image": ("x.jpg", real_photo(), "image/jpeg")})
+    r = post(f"{api_url}/predict", files={"image": ("x.jpg", dark_photo(), "image/jpeg")})
+    assert "too_dark" in {w["code"] for w in r.json()["quality"]["warnings"]}
     after = requests.get(f"{api_url}/metrics", timeout=30).text
     assert metric(after, "skinscan_input_errors_total", 'code="not_an_image"') == \
         metric(before, "skinscan_input_errors_total", 'code="not_an_image"') + 1
     assert sum(metric(after, "skinscan_verdicts_total", f'verdict="{v}"') for v in ("disease", "unknown", "not_skin")) >= \
         sum(metric(before, "skinscan_verdicts_total", f'verdict="{v}"') for v in ("disease", "unknown", "not_skin")) + 1
-    assert re.search(r"^skinscan_quality_warnings", after, re.M) or "skinscan_quality_warnings" in after
+    assert metric(after, "skinscan_quality_warnings_total", 'code="too_dark"') == \
+        metric(before, "skinscan_quality_warnings_total", 'code="too_dark"') + 1
 
 
 def test_docs_and_health_stay_on(api_url):
