@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 
+import aiohttp
 import bentoml
 import numpy as np
 import starlette.formparsers
@@ -69,7 +70,7 @@ class SkinScanClassifier:
     # generous, so a burst on 2 cores queues instead of failing.
     @bentoml.api(batchable=True, batch_dim=0, max_batch_size=32, max_latency_ms=30_000)
     def forward(self, inputs: np.ndarray) -> np.ndarray:
-        logits, embedding = self.model.forward(inputs)
+        logits, embedding = self.model.forward(inputs.astype(np.float32))
         return np.concatenate([logits, embedding], axis=1)
 
 
@@ -143,11 +144,13 @@ class SkinScan:
 
 
     async def classify(self, model_input: np.ndarray) -> np.ndarray:
-        """One image through the batching classifier service; retried once if it sheds load."""
+        """One image through the batching classifier service, retried (it is idempotent) if the service sheds
+        load or a pooled connection to it was closed under us."""
         for attempt in range(3):
             try:
-                return await self.classifier.to_async.forward(model_input[None])
-            except bentoml.exceptions.ServiceUnavailable:
+                # float16 halves the transfer and is lossless here: inputs are multiples of 1/128 in [-1, 1]
+                return await self.classifier.to_async.forward(model_input[None].astype(np.float16))
+            except (bentoml.exceptions.ServiceUnavailable, aiohttp.ClientConnectionError):
                 if attempt == 2:
                     raise
                 await asyncio.sleep(0.5 * (attempt + 1))
