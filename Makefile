@@ -19,8 +19,9 @@ venv: $(STAMP)
 backbone: venv  ## convert the ImageNet EfficientNet-Lite0 checkpoint to Keras (cached in models/backbone/)
 	$(PY) -m training.convert_backbone
 
-train: venv  ## reproduce the shipped model from ../shared/data (then fits the gates)
+train: venv  ## reproduce the shipped model from ../shared/data (then the TTA check and the gates)
 	$(PY) -m training.train
+	$(PY) -m training.tta
 	$(MAKE) gates
 
 gates: venv  ## fit quality, skin and unknown gates next to the model, then write its MODEL_CARD.md

@@ -70,6 +70,22 @@ def render(model_dir: Path) -> str:
                 [[c, f"{v['precision']:.2f}", f"{v['recall']:.2f}", f"{v['f1']:.2f}", v["support"]]
                  for c, v in m["per_class"].items()]), ""]
     s += ["![confusion matrix](confusion_matrix.png) ![reliability diagram](reliability.png)", ""]
+    gap = m["accuracy"] - m["validation"]["accuracy"]
+    if abs(gap) >= 0.03:
+        s += [f"The validation split scores {m['validation']['accuracy']:.3f} top-1 against {m['accuracy']:.3f} on test: "
+              "with about 100 photo groups per split, a few hard groups move either figure by several points. Expect "
+              "the lower one, or less on photos from other sources.", ""]
+    exp_path = model_dir / "experiments.json"
+    if exp_path.exists():
+        tta = json.loads(exp_path.read_text()).get("tta")
+        if tta:
+            s += ["### Tried, not shipped: test-time augmentation (`python -m training.tta`, validation split only)", "",
+                  table(["variant", "forward passes", "val top-1", "val macro-F1", "val NLL"],
+                        [[k, v["forward_passes"], f"{v['val_accuracy']:.3f}", f"{v['val_macro_f1']:.3f}",
+                          f"{v['val_nll']:.3f}"] for k, v in tta["variants"].items()]), "",
+                  "The gain is one or two validation photos for 2-4x the compute, within noise, so the service runs "
+                  "one forward pass. A larger Lite variant or input size and fold ensembles were not tried: each "
+                  "multiplies the CPU training and serving cost.", ""]
     sk = g["skin"]
     s += ["## Gates (all figures on photos the gate was not fitted on)", "", "### Skin: \"not a skin image\"",
           f"{sk['method']}; threshold {sk['threshold']:.3f} (the lower of 0.5 and the score that rejects 0.5% of the fitted skin photos in 5-fold out-of-fold predictions, views of one photo kept in one fold).", "",
@@ -101,7 +117,8 @@ def render(model_dir: Path) -> str:
                     [[c, pct(v.get("detection")), pct(v.get("false_warning"))] for c, v in rep["per_code"].items()]), "",
               f"Clean photos with any warning: {pct(rep.get('clean_any_warning'))}.", ""]
     s += ["## Known limits",
-          "- **Skin tones:** the photos are mostly light skin; accuracy on darker skin is not measured and is likely lower.",
+          "- **Skin tones:** the photos are mostly light skin; the skin gate is checked on darker-tone renderings of the "
+          "test photos (above), but the classifier's accuracy on darker skin is not measured and is likely lower.",
           "- **Body sites:** nail fungus and athlete's foot photos are mostly close-ups of nails and feet; the same "
           "infections elsewhere (e.g. fungal infections of the hands) may be confused with ringworm.",
           "- **Photo conditions:** web photos, often cropped by a clinician; phone photos in poor light, blurred or from "
