@@ -45,6 +45,3 @@ class Classifier:
         """Batch of model inputs -> (logits [n, 8], embeddings [n, 1280]) as float32 numpy."""
         logits, embedding = self._forward(np.asarray(batch, dtype=np.float32))
         return np.asarray(logits), np.asarray(embedding)
-
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        return softmax(logits, self.temperature)

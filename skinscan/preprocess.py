@@ -1,6 +1,7 @@
 """The one preprocessing function shared by training, evaluation and serving (no train/serve skew).
 
-decode (skinscan.decode.decode_image) -> resize policy -> scaling.
+bytes -> ``skinscan.decode.decode_image`` (validation, EXIF orientation, RGB) -> ``to_model_input`` (resize policy,
+scaling). Training decodes with the same ``decode_image`` (``training.data.load_rgb``).
 """
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import cv2
 import numpy as np
 
 from skinscan import config
-from skinscan.decode import decode_image
 
 
 def to_model_input(rgb: np.ndarray, size: int = config.IMAGE_SIZE) -> np.ndarray:
@@ -21,8 +21,3 @@ def to_model_input(rgb: np.ndarray, size: int = config.IMAGE_SIZE) -> np.ndarray
     interp = cv2.INTER_AREA if (h > size or w > size) else cv2.INTER_LINEAR
     resized = cv2.resize(rgb, (size, size), interpolation=interp)
     return (resized.astype(np.float32) - config.PIXEL_MEAN) / config.PIXEL_SCALE
-
-
-def load_model_input(data: bytes) -> np.ndarray:
-    """Bytes of an image file -> model input (decode + resize + scale)."""
-    return to_model_input(decode_image(data))

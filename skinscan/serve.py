@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,6 +24,8 @@ def main(argv=None) -> int:
         print(f"no model in {config.MODEL_DIR}: run `make train` first", file=sys.stderr)
         return 1
     api_url = f"http://{args.host}:{args.api_port}"
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even if started with SIGINT ignored
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` stops both servers too (via finally)
     api = subprocess.Popen(procs.api_command(args.api_port, args.host), start_new_session=True)
     ui = subprocess.Popen(procs.ui_command(args.ui_port, args.host), env={**os.environ, "SKINSCAN_API_URL": api_url},
                           start_new_session=True)

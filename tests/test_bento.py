@@ -33,5 +33,6 @@ def test_bentoml_build_contents(tmp_path, model_dir):
     for pkg in ("bentoml==", "tensorflow_cpu==", "opencv-python-headless==", "fastapi=="):
         assert pkg in reqs.replace("tensorflow-cpu", "tensorflow_cpu"), pkg
     dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in dockerfile  # CPU base image
     assert "libgl1" in dockerfile and "libglib2.0-0" in dockerfile
     assert "USER bentoml" in dockerfile or "USER 1034" in dockerfile

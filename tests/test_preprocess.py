@@ -5,7 +5,8 @@ import numpy as np
 import skimage.data
 
 from skinscan import config
-from skinscan.preprocess import load_model_input, to_model_input
+from skinscan.decode import decode_image
+from skinscan.preprocess import to_model_input
 
 
 def test_shape_and_scaling():
@@ -22,7 +23,7 @@ def test_float16_transport_is_lossless():
     assert np.array_equal(x.astype(np.float16).astype(np.float32), x)
 
 
-def test_bytes_path_matches_array_path():
+def test_decoded_png_matches_the_array():
     import io
 
     from PIL import Image
@@ -30,4 +31,4 @@ def test_bytes_path_matches_array_path():
     rgb = skimage.data.astronaut()
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "PNG")
-    assert np.array_equal(load_model_input(buf.getvalue()), to_model_input(rgb))
+    assert np.array_equal(to_model_input(decode_image(buf.getvalue())), to_model_input(rgb))

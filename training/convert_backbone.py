@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from skinscan import backbone, config
 from skinscan.torch_pickle import load_state_dict
@@ -16,7 +17,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     sd = load_state_dict(backbone.checkpoint_path())
     print(f"read {len(sd)} tensors, {backbone.count_params(sd):,} parameters from {backbone.checkpoint_path()}")
-    cache = config.BACKBONE_CACHE.__class__(args.out) / "efficientnet_lite0_imagenet.weights.h5"
+    cache = Path(args.out) / "efficientnet_lite0_imagenet.weights.h5"
     cache.unlink(missing_ok=True)
     backbone.imagenet_model(args.out)
     print(f"wrote {cache}")

@@ -120,6 +120,8 @@ def main(argv=None):
         "skin8 test, DermNet atlas photos only": gate.scores(in_emb[(in_split == "test") & in_dermnet]),
         "held-out conditions (never fitted)": gate.scores(other_emb[held]),
     }
+    eval_skin["all real skin never fitted on (skin8 test + held-out conditions)"] = np.concatenate(
+        [eval_skin["skin8 test (in scope)"], eval_skin["held-out conditions (never fitted)"]])
     ns_report = gate.scores(ns_emb[~ns_fit])
     report["skin"] = {
         "method": "logistic regression on the L2-normalised EfficientNet embedding, fitted with augmented and "
