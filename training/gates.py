@@ -188,6 +188,12 @@ def main(argv=None):
         "n": {"in_val": int(va.sum()), "in_test": int(te.sum()), "heldout_select": int((held & held_select).sum()),
               "heldout_report": int((held & ~held_select).sum()), "outlier_exposure_fit": int(len(oe_train))},
     }
+    # the classifier alone, on test photos by source (the DermNet atlas photos are the "other source" here)
+    y_in = np.array([clf.labels.index(f.split("/")[0]) for f in in_files])
+    report["classifier_test_by_source"] = {
+        name: {"n": int(m.sum()), "accuracy": float((in_logits[m].argmax(1) == y_in[m]).mean()) if m.any() else None}
+        for name, m in {"Kaggle collection": te & ~in_dermnet, "DermNet NZ atlas": te & in_dermnet}.items()
+    }
     keep = {"skin_weights"} | ({"maha_center", "maha_projection", "maha_means"} if best == "mahalanobis" else set()) \
         | ({"ood_center", "ood_scale", "ood_weights", "ood_bias"} if best.startswith("learned") else set())
     np.savez_compressed(model_dir / "gates.npz", **{k: np.asarray(v, np.float32) for k, v in arrays.items() if k in keep})

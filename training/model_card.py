@@ -51,7 +51,7 @@ def render(model_dir: Path) -> str:
           "`skinscan.preprocess.to_model_input` used in training, evaluation and serving.",
           "- Phase 1 (feature extraction): frozen backbone, a new dropout + softmax head trained on embeddings of "
           "3 augmented views per training photo, early stopping on validation.",
-          f"- Phase 2 (fine-tuning): MBConv blocks {config.UNFREEZE_FROM_BLOCK}-15 and the head convolution unfrozen "
+          f"- Phase 2 (fine-tuning): MBConv blocks {m['model'].get('unfreeze_from_block', 8)}-15 and the head convolution unfrozen "
           "(BatchNorm kept frozen), Adam 1e-4, early stopping on validation loss, best weights kept.",
           "- Augmentation: random crop/zoom (45-100% of the area), horizontal/vertical flips, 90-degree rotations "
           "plus +-20 degrees, brightness/contrast/saturation/hue jitter.",
@@ -70,6 +70,10 @@ def render(model_dir: Path) -> str:
                 [[c, f"{v['precision']:.2f}", f"{v['recall']:.2f}", f"{v['f1']:.2f}", v["support"]]
                  for c, v in m["per_class"].items()]), ""]
     s += ["![confusion matrix](confusion_matrix.png) ![reliability diagram](reliability.png)", ""]
+    by_source = g.get("classifier_test_by_source")
+    if by_source:
+        s += ["Test top-1 by photo source: " + ", ".join(f"{k} {v['accuracy']:.3f} (n = {v['n']})" for k, v in by_source.items())
+              + ". Photos from another source are clearly harder.", ""]
     gap = m["accuracy"] - m["validation"]["accuracy"]
     if abs(gap) >= 0.03:
         s += [f"The validation split scores {m['validation']['accuracy']:.3f} top-1 against {m['accuracy']:.3f} on test: "
@@ -86,6 +90,12 @@ def render(model_dir: Path) -> str:
                   "The gain is one or two validation photos for 2-4x the compute, within noise, so the service runs "
                   "one forward pass. A larger Lite variant or input size and fold ensembles were not tried: each "
                   "multiplies the CPU training and serving cost.", ""]
+        depth = json.loads(exp_path.read_text()).get("fine_tune_depth")
+        if depth:
+            s += ["### Tried, not shipped: deeper fine-tuning (validation split only)", "",
+                  table(["variant", "val top-1", "best val loss", "epochs"],
+                        [[k, f"{v['val_accuracy']:.3f}", f"{v['best_val_loss']:.3f}", v["epochs_run"]]
+                         for k, v in depth["variants"].items()]), "", depth["decision"] + ".", ""]
     sk = g["skin"]
     s += ["## Gates (all figures on photos the gate was not fitted on)", "", "### Skin: \"not a skin image\"",
           f"{sk['method']}; threshold {sk['threshold']:.3f} (the lower of 0.5 and the score that rejects 0.5% of the fitted skin photos in 5-fold out-of-fold predictions, views of one photo kept in one fold).", "",

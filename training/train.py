@@ -39,6 +39,7 @@ def parse_args(argv=None):
     ap.add_argument("--head-epochs", type=int, default=80)
     ap.add_argument("--finetune-epochs", type=int, default=14)
     ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--unfreeze-from", type=int, default=config.UNFREEZE_FROM_BLOCK, help="first MBConv block fine-tuned")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--limit-per-class", type=int, default=0, help="smoke tests: use only N images per class")
     return ap.parse_args(argv)
@@ -158,11 +159,11 @@ def main(argv=None):
     phase1_val_acc = float((head.predict(x_val_emb, verbose=0).argmax(1) == y_va).mean())
     print(f"  phase 1 validation top-1: {phase1_val_acc:.3f}")
 
-    print(f"[3/5] phase 2: fine-tune blocks {config.UNFREEZE_FROM_BLOCK}.. + head conv, BatchNorm frozen")
+    print(f"[3/5] phase 2: fine-tune blocks {args.unfreeze_from}.. + head conv, BatchNorm frozen")
     for layer in base.layers:
         name = layer.name
         block = int(name[5:].split("_")[0]) if name.startswith("block") else None
-        top = (block is not None and block >= config.UNFREEZE_FROM_BLOCK) or name.startswith("head_")
+        top = (block is not None and block >= args.unfreeze_from) or name.startswith("head_")
         layer.trainable = top and not isinstance(layer, keras.layers.BatchNormalization)
     train_model = keras.Model(model.input, model.output[0])
     train_model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=keras.losses.CategoricalCrossentropy(from_logits=True))
@@ -234,7 +235,7 @@ def main(argv=None):
                              out / "reliability.png")
     m.update({
         "model": {"name": config.MODEL_NAME, "version": version, "backbone": "EfficientNet-Lite0 (ImageNet)",
-                  "input_size": config.IMAGE_SIZE, "temperature": temperature},
+                  "input_size": config.IMAGE_SIZE, "temperature": temperature, "unfreeze_from_block": args.unfreeze_from},
         "split": ds["report"], "history": history, "train_minutes": (time.time() - t0) / 60,
         "outlier_exposure_images": len(oe_tr),
     })
