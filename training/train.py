@@ -39,6 +39,8 @@ def parse_args(argv=None):
     ap.add_argument("--head-epochs", type=int, default=80)
     ap.add_argument("--finetune-epochs", type=int, default=14)
     ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--atlas-weight", type=float, default=config.ATLAS_PHOTO_WEIGHT,
+                    help="loss weight of the DermNet atlas training photos (dermnetnz_*), the minority source")
     ap.add_argument("--unfreeze-from", type=int, default=config.UNFREEZE_FROM_BLOCK, help="first MBConv block fine-tuned")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--limit-per-class", type=int, default=0, help="smoke tests: use only N images per class")
@@ -136,15 +138,17 @@ def main(argv=None):
     idx = {s: [i for i, v in enumerate(ds["splits"]) if v == s] for s in ("train", "val", "test")}
     tr_imgs = [ds["images"][i] for i in idx["train"]]
     y_tr, y_va, y_te = (ds["y"][idx[s]] for s in ("train", "val", "test"))
+    atlas = {s: np.array([Path(ds["paths"][i]).name.startswith("dermnetnz_") for i in idx[s]]) for s in idx}
     oe_tr = [im for im, s in zip(oe["images"], oe["splits"]) if s == "train"]
     cw = class_weights(y_tr, n_cls)
+    sample_w = cw[y_tr] * np.where(atlas["train"], args.atlas_weight, 1.0)
 
     print("[2/5] phase 1: new head on the frozen ImageNet backbone")
     base, head, model = build_classifier(n_cls, args.seed)
     feats = [embed(base, tr_imgs, args.batch, f"embed view {v + 1}/{args.head_views}", rng) for v in range(args.head_views)]
     x_head = np.concatenate(feats)
     t_head = np.tile(soft_targets(y_tr, n_cls), (args.head_views, 1))
-    w_head = np.tile(cw[y_tr], args.head_views)
+    w_head = np.tile(sample_w, args.head_views)
     if oe_tr:
         f_oe = embed(base, oe_tr, args.batch, "embed outliers", rng)
         x_head = np.concatenate([x_head, f_oe])
@@ -176,7 +180,7 @@ def main(argv=None):
         pick = rng.choice(len(oe_tr), n_oe, replace=False) if n_oe else []
         imgs = tr_imgs + [oe_tr[j] for j in pick]
         targets = np.concatenate([soft_targets(y_tr, n_cls), np.full((n_oe, n_cls), 1 / n_cls, np.float32)])
-        weights = np.concatenate([cw[y_tr], np.full(n_oe, config.OE_WEIGHT)])
+        weights = np.concatenate([sample_w, np.full(n_oe, config.OE_WEIGHT)])
         order = rng.permutation(len(imgs))
         bar = tqdm(range(0, len(order), args.batch), desc=f"epoch {epoch + 1}/{args.finetune_epochs}", unit="batch")
         losses = []
@@ -213,7 +217,9 @@ def main(argv=None):
     m = metrics.classification_metrics(y_te, test_cal, labels)
     m["ece_before_scaling"] = metrics.expected_calibration_error(test_raw, y_te)
     m["ece_after_scaling"] = m["ece"]
-    m["validation"] = {"accuracy": float((val_logits.argmax(1) == y_va).mean()), "phase1_accuracy": phase1_val_acc}
+    m["validation"] = {"accuracy": float((val_logits.argmax(1) == y_va).mean()), "phase1_accuracy": phase1_val_acc,
+                       "atlas_accuracy": float((val_logits.argmax(1) == y_va)[atlas["val"]].mean()) if atlas["val"].any() else None,
+                       "atlas_n": int(atlas["val"].sum())}
     print(f"  T={temperature:.3f}  test top-1 {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
           f"ECE {m['ece_before_scaling']:.3f} -> {m['ece_after_scaling']:.3f}")
 
@@ -235,7 +241,8 @@ def main(argv=None):
                              out / "reliability.png")
     m.update({
         "model": {"name": config.MODEL_NAME, "version": version, "backbone": "EfficientNet-Lite0 (ImageNet)",
-                  "input_size": config.IMAGE_SIZE, "temperature": temperature, "unfreeze_from_block": args.unfreeze_from},
+                  "input_size": config.IMAGE_SIZE, "temperature": temperature, "unfreeze_from_block": args.unfreeze_from,
+                  "atlas_weight": args.atlas_weight},
         "split": ds["report"], "history": history, "train_minutes": (time.time() - t0) / 60,
         "outlier_exposure_images": len(oe_tr),
     })
