@@ -57,6 +57,6 @@ SPLIT_FRACTIONS = (0.70, 0.15, 0.15)  # train / val / test, by near-duplicate gr
 # Out-of-scope conditions never shown to the model or the gates: the "unknown" figures are measured on them.
 UNKNOWN_HOLDOUT_CONDITIONS = ["atopic_dermatitis", "psoriasis", "molluscum_contagiosum", "basal_cell_carcinoma"]
 UNFREEZE_FROM_BLOCK = 8  # phase 2 fine-tunes MBConv blocks 8..15 and the head conv; BatchNorm stays frozen
-ATLAS_PHOTO_WEIGHT = 1.0  # loss weight of the DermNet atlas photos of the 8 (the minority source) in training
+ATLAS_PHOTO_WEIGHT = 3.0  # loss weight of the DermNet atlas photos of the 8 (the minority source) in training
 OE_WEIGHT = 0.5  # outlier exposure: weight of the uniform-target loss on other_conditions images
 UNKNOWN_FALSE_RATE = 0.05  # threshold so that <= 5% of in-scope validation photos are called unknown

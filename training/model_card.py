@@ -56,6 +56,9 @@ def render(model_dir: Path) -> str:
           "- Augmentation: random crop/zoom (45-100% of the area), horizontal/vertical flips, 90-degree rotations "
           "plus +-20 degrees, brightness/contrast/saturation/hue jitter.",
           "- Class imbalance: class-balanced loss weights; label smoothing 0.05.",
+          f"- Source imbalance: the {split['train']['images']}-photo training split is mostly one Kaggle collection; its "
+          f"DermNet-atlas photos get loss weight {m['model'].get('atlas_weight', 1.0):g} so the model does not learn "
+          "one source's look (see the atlas-weight comparison below).",
           f"- Outlier exposure: photos of the {12 - len(g['unknown']['heldout_conditions'])} fitted other conditions "
           f"are trained towards a uniform prediction (weight {config.OE_WEIGHT}).",
           f"- Calibration: temperature scaling fitted on the validation split (T = {m['model']['temperature']:.3f}).",
@@ -90,6 +93,14 @@ def render(model_dir: Path) -> str:
                   "The gain is one or two validation photos for 2-4x the compute, within noise, so the service runs "
                   "one forward pass. A larger Lite variant or input size and fold ensembles were not tried: each "
                   "multiplies the CPU training and serving cost.", ""]
+        atlas = json.loads(exp_path.read_text()).get("atlas_weight")
+        if atlas:
+            s += ["### Shipped after comparison: weighting the DermNet-atlas photos (validation split only)", "",
+                  table(["variant", "val top-1", "val top-1 Kaggle", "val top-1 DermNet atlas", "source-balanced"],
+                        [[k, f"{v['val_accuracy']:.3f}", f"{v['val_accuracy_kaggle']:.3f}",
+                          f"{v['val_accuracy_dermnet_atlas']:.3f} (n = {v['val_dermnet_atlas_n']})",
+                          f"{v['val_accuracy_source_balanced']:.3f}"] for k, v in atlas["variants"].items()]), "",
+                  atlas["decision"] + ".", ""]
         depth = json.loads(exp_path.read_text()).get("fine_tune_depth")
         if depth:
             s += ["### Tried, not shipped: deeper fine-tuning (validation split only)", "",
@@ -110,7 +121,8 @@ def render(model_dir: Path) -> str:
                 [[k, f"{v['auroc_selection']:.3f}", f"{v['auroc_heldout_report']:.3f}",
                   "n/a" if v["auroc_heldout_report_dermnet_only"] is None else f"{v['auroc_heldout_report_dermnet_only']:.3f}"]
                  for k, v in u["comparison"].items()]), "",
-          f"False-unknown rate: validation {pct(u['false_unknown_rate']['validation'])}, test "
+          f"False-unknown rate: validation {pct(u['false_unknown_rate']['validation'])} (DermNet-atlas validation photos "
+          f"{pct(u['false_unknown_rate'].get('validation_dermnet_only'))}), test "
           f"{pct(u['false_unknown_rate']['test'])}, DermNet-atlas test photos only "
           f"{pct(u['false_unknown_rate']['test_dermnet_only'])}. Held-out conditions called unknown: "
           + ", ".join(f"{c} {pct(r)}" for c, r in u["heldout_detected_rate"].items()) + ".",
