@@ -27,8 +27,12 @@ from skinscan.decode import InputError
 from skinscan.pipeline import Pipeline, Prepared
 
 # Keep multipart uploads in memory: Starlette would otherwise spool files over 1 MB to a temp file.
-starlette.formparsers.MultiPartParser.spool_max_size = config.MAX_UPLOAD_BYTES * config.MAX_BATCH_FILES + (1 << 20)
-MAX_REQUEST_BYTES = config.MAX_UPLOAD_BYTES * config.MAX_BATCH_FILES + (1 << 20)
+def max_request_bytes(max_files: int) -> int:
+    """Largest multipart body accepted: the photos plus 1 MB for the form's own framing."""
+    return config.MAX_UPLOAD_BYTES * max_files + (1 << 20)
+
+
+starlette.formparsers.MultiPartParser.spool_max_size = max_request_bytes(config.MAX_BATCH_FILES)
 
 STATUS = {  # InputError code -> HTTP status; any other code (a malformed request) is 400
     "too_large": 413, "too_many_pixels": 413, "decompression_bomb": 413, "request_too_large": 413,
@@ -96,7 +100,7 @@ async def read_images(request: Request, max_files: int) -> list[bytes]:
     length = request.headers.get("content-length")
     if length is None:
         raise InputError("length_required", "The request needs a Content-Length header.")
-    if not length.isdigit() or int(length) > min(MAX_REQUEST_BYTES, config.MAX_UPLOAD_BYTES * max_files + (1 << 20)):
+    if not length.isdigit() or int(length) > max_request_bytes(max_files):
         raise InputError("request_too_large", f"The request is too large: at most {max_files} photo(s) of "
                                               f"{config.MAX_UPLOAD_BYTES // (1 << 20)} MB each.")
     try:

@@ -27,6 +27,11 @@ def list_images(root: Path, class_ids=None) -> list[tuple[Path, str]]:
     return items
 
 
+def is_atlas_photo(path) -> bool:
+    """True for the DermNet NZ atlas files among the 8-class photos (the minority source, named dermnetnz_*)."""
+    return Path(path).name.startswith("dermnetnz_")
+
+
 def load_rgb(path: Path) -> np.ndarray:
     """Decode a file with the serving decoder (EXIF orientation, RGB conversion)."""
     return decode_image(Path(path).read_bytes())

@@ -29,7 +29,7 @@ import numpy as np
 
 from skinscan import config, quality
 from skinscan.decode import InputError, decode_image
-from training.data import dhash, group_near_duplicates, list_images
+from training.data import dhash, group_near_duplicates, is_atlas_photo, list_images
 
 WORK_MAX_SIDE = 800
 
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
         return [clean[i] for i in idx], {k: [v[i] for i in idx] for k, v in degraded.items()}
 
     # the set mixes sources (README: a web collection plus DermNet NZ atlas files): warnings per source, report half
-    source = ["dermnetnz" if path.name.startswith("dermnetnz_") else "kaggle" for path, _, _ in photos]
+    source = ["dermnetnz" if is_atlas_photo(path) else "kaggle" for path, _, _ in photos]
     by_source = {}
     for name in sorted(set(source)):
         idx = [i for i in rep_idx if source[i] == name]

@@ -76,7 +76,7 @@ def main(argv=None):
     train_dir = root / "skin8" / "train"
     in_files = sorted(split["files"])
     in_split = np.array([split["files"][f]["split"] for f in in_files])
-    in_dermnet = np.array([Path(f).name.startswith("dermnetnz_") for f in in_files])
+    in_dermnet = np.array([data.is_atlas_photo(f) for f in in_files])
     in_logits, in_emb = embed_paths(clf, [train_dir / f for f in in_files], desc="skin8")
     other = data.list_images(root / "other_conditions")
     oe = split["outlier_exposure"]
@@ -88,8 +88,7 @@ def main(argv=None):
     other_logits, other_emb = embed_paths(clf, other_paths, desc="other_conditions")
     held_select = np.zeros(len(other_paths), bool)
     held_select[np.where(held)[0]] = halves([other_paths[i] for i in np.where(held)[0]], rng_seed)
-    nonskin_paths = [p for p, _ in data.list_images(root, ["non_skin"])] or sorted(
-        p for p in (root / "non_skin").iterdir() if p.suffix.lower() in config.IMAGE_EXTENSIONS)
+    nonskin_paths = [p for p, _ in data.list_images(root, ["non_skin"])]
     ns_logits, ns_emb = embed_paths(clf, nonskin_paths, desc="non_skin")
     ns_fit = np.array(halves(nonskin_paths, rng_seed))
 

@@ -50,10 +50,9 @@ def parse_args(argv=None):
 def load_split(args):
     """Decode, hash, group and split the in-scope data; returns a dict of lists plus the report."""
     items = data.list_images(Path(args.data), config.CLASS_IDS)
-    if args.limit_per_class:
-        per = {}
-        items = [it for it in items if per.setdefault(it[1], []).append(it) or len(per[it[1]]) <= args.limit_per_class]
-    labels = sorted({c for _, c in items}, key=config.CLASS_IDS.index) if args.limit_per_class else config.CLASS_IDS
+    if args.limit_per_class:  # the first N files of each class
+        items = [it for c in config.CLASS_IDS for it in [x for x in items if x[1] == c][: args.limit_per_class]]
+    labels = [c for c in config.CLASS_IDS if any(cls == c for _, cls in items)]
     images = [data.load_rgb(p) for p, _ in tqdm(items, desc="decode", unit="img")]
     groups = data.group_near_duplicates([data.dhash(im) for im in images])
     y = [c for _, c in items]
@@ -138,7 +137,7 @@ def main(argv=None):
     idx = {s: [i for i, v in enumerate(ds["splits"]) if v == s] for s in ("train", "val", "test")}
     tr_imgs = [ds["images"][i] for i in idx["train"]]
     y_tr, y_va, y_te = (ds["y"][idx[s]] for s in ("train", "val", "test"))
-    atlas = {s: np.array([Path(ds["paths"][i]).name.startswith("dermnetnz_") for i in idx[s]]) for s in idx}
+    atlas = {s: np.array([data.is_atlas_photo(ds["paths"][i]) for i in idx[s]]) for s in idx}
     oe_tr = [im for im, s in zip(oe["images"], oe["splits"]) if s == "train"]
     cw = class_weights(y_tr, n_cls)
     sample_w = cw[y_tr] * np.where(atlas["train"], args.atlas_weight, 1.0)
