@@ -5,7 +5,7 @@ API_HOST ?= 127.0.0.1
 API_PORT ?= 3000
 UI_PORT  ?= 8501
 
-.PHONY: venv backbone train gates evaluate serve serve-api serve-ui test browser bento bench clean
+.PHONY: venv backbone features train crossval evaluate serve serve-api serve-ui test browser bento bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -16,17 +16,22 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
-backbone: venv  ## convert the ImageNet EfficientNet-Lite0 checkpoint to Keras (cached in models/backbone/)
+backbone: venv  ## convert the ImageNet EfficientNet-Lite checkpoint to Keras (cached in models/backbone/)
 	$(PY) -m training.convert_backbone
 
-train: venv  ## reproduce the shipped model from ../shared/data (then the TTA check and the gates)
-	$(PY) -m training.train
-	$(PY) -m training.tta
-	$(MAKE) gates
+FEATURES := cache/features-lite2.npz
 
-gates: venv  ## fit quality, skin and unknown gates next to the model, then write its MODEL_CARD.md
+$(FEATURES): $(STAMP)
+	$(PY) -m training.features --backbone lite2 --views 2
+
+features: $(FEATURES)  ## cache frozen-backbone embeddings of every photo in ../shared/data (cache/, ~15 min on 2 cores)
+
+train: $(FEATURES)  ## reproduce the shipped model: head, gates, calibration, quality thresholds, MODEL_CARD.md
 	$(PY) -m training.fit_quality
-	$(PY) -m training.gates
+	$(PY) -m training.train
+
+crossval: $(FEATURES)  ## leave-one-source-out comparison of the candidate head settings (needs make features)
+	$(PY) -m training.crossval --weighting class source source_sqrt --c 0.3 1 3 --out cache/crossval-grid.json
 
 serve: venv  ## API on http://$(API_HOST):$(API_PORT), UI on http://$(API_HOST):$(UI_PORT)
 	$(PY) -m skinscan.serve --host $(API_HOST) --api-port $(API_PORT) --ui-port $(UI_PORT)

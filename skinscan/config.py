@@ -21,6 +21,8 @@ CLASS_IDS = [
     "shingles",
 ]
 
+OTHER_LABEL = "other"  # the head's 9th class: another condition or healthy skin (verdict "unknown")
+
 # --- model ---------------------------------------------------------------
 MODEL_NAME = "skinscan-effnet-lite0"
 MODEL_DIR = Path(os.environ.get("SKINSCAN_MODEL_DIR", ROOT / "models" / MODEL_NAME))
@@ -51,6 +53,16 @@ DISCLAIMER = (
     "doctor or pharmacist."
 )
 
+VERDICT_MESSAGES = {  # the plain-language "message" of every result
+    "disease": "This photo looks most like {name}. This is not a diagnosis: read what to do next, and see a doctor "
+               "or pharmacist if you are worried.",
+    "unknown": "None of the 8 infections skinscan knows is visible in this photo. It may be healthy skin or a "
+               "different skin condition, which skinscan cannot name. If you are still worried, or it is painful, "
+               "spreading, hot, blistering or you feel unwell, see a doctor or pharmacist.",
+    "not_skin": "This does not look like a photo of skin, so it was not checked. Take a clear, well-lit close-up of "
+                "the affected skin that fills most of the picture, and try again.",
+}
+
 # --- training ------------------------------------------------------------
 SEED = 1234
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)  # train / val / test, by near-duplicate group
@@ -58,5 +70,8 @@ SPLIT_FRACTIONS = (0.70, 0.15, 0.15)  # train / val / test, by near-duplicate gr
 UNKNOWN_HOLDOUT_CONDITIONS = ["atopic_dermatitis", "psoriasis", "molluscum_contagiosum", "basal_cell_carcinoma"]
 UNFREEZE_FROM_BLOCK = 8  # phase 2 fine-tunes MBConv blocks 8..15 and the head conv; BatchNorm stays frozen
 ATLAS_PHOTO_WEIGHT = 3.0  # loss weight of the DermNet atlas photos of the 8 (the minority source) in training
+BACKBONE = "lite0"  # ImageNet EfficientNet-Lite variant the classifier is fine-tuned from (224 px)
+HEAD_WEIGHTING = "source"  # loss weights: every class, and every photo source within a class, weigh the same
+HEAD_C = 1.0  # inverse L2 strength of the logistic head
 OE_WEIGHT = 0.5  # outlier exposure: weight of the uniform-target loss on other_conditions images
 UNKNOWN_FALSE_RATE = 0.05  # threshold so that <= 5% of in-scope validation photos are called unknown

@@ -42,14 +42,14 @@ class Pipeline:
     def __init__(self, model_dir: Path | str = config.MODEL_DIR, forward: Forward | None = None):
         self.model_dir = Path(model_dir)
         meta = json.loads((self.model_dir / "labels.json").read_text())
-        self.labels: list[str] = meta["labels"]
+        self.labels: list[str] = [c for c in meta["labels"] if c != config.OTHER_LABEL]  # the 8 diseases, in head order
         self.model_info = {"name": meta.get("model_name", config.MODEL_NAME), "version": meta.get("version", "unknown")}
         self.temperature = float(json.loads((self.model_dir / "calibration.json").read_text())["temperature"])
         gates = json.loads((self.model_dir / "gates.json").read_text())
         with np.load(self.model_dir / "gates.npz") as npz:
             arrays = {k: npz[k].astype(np.float64) for k in npz.files}
         self.skin = SkinGate.load(arrays, gates["skin"])
-        self.unknown = UnknownGate.load(arrays, gates["unknown"], self.temperature)
+        self.unknown = UnknownGate.load(gates["unknown"], self.temperature, len(self.labels))
         self.quality_thresholds = quality.load_thresholds(self.model_dir)
         self.cards = knowledge.load_cards()
         self._forward = forward
@@ -74,10 +74,10 @@ class Pipeline:
     def finish(self, prepared: Prepared, logits: np.ndarray, embedding: np.ndarray, model_ms: float = 0.0) -> dict:
         t0 = time.perf_counter()
         skin = self.skin.decide(embedding)
-        probs = softmax(logits[None], self.temperature)[0]
+        probs = softmax(logits[None, : len(self.labels)], self.temperature)[0]  # "which of the 8", calibrated
         order = np.argsort(probs)[::-1]
         differential = [self._entry(i, probs[i]) for i in order[: config.TOP_K]]
-        unknown = self.unknown.decide(logits, embedding)
+        unknown = self.unknown.decide(logits)
         if not skin["is_skin"]:
             verdict, disease, differential = "not_skin", None, []
         elif unknown["is_unknown"]:
@@ -89,6 +89,7 @@ class Pipeline:
         timings["total"] = round(sum(timings.values()), 1)
         return {
             "verdict": verdict,
+            "message": config.VERDICT_MESSAGES[verdict].format(name=disease["name"] if disease else ""),
             "disease": disease,
             "differential": differential,
             "quality": prepared.quality,

@@ -157,3 +157,42 @@ def darker_skin_tone(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     lab[..., 0] *= rng.uniform(0.35, 0.7)
     lab[..., 1:] = 128 + (lab[..., 1:] - 128) * rng.uniform(0.8, 1.2)
     return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def shades_of_grey(rgb: np.ndarray, p: int = 6) -> np.ndarray:
+    """Shades-of-grey colour constancy (Finlayson & Trezzi 2004): divide out the estimated light colour."""
+    img = rgb.astype(np.float32)
+    light = np.power(np.mean(np.power(img, p), axis=(0, 1)), 1 / p) + 1e-6
+    gains = light.mean() / light
+    return np.clip(img * gains, 0, 255).astype(np.uint8)
+
+
+def photo_conditions(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What differs between photo collections, so the model cannot key on it: skin tone, colour cast, resolution,
+    blur, JPEG quality and text/watermark overlays (each applied at random)."""
+    img = rgb
+    if rng.random() < 0.3:
+        img = darker_skin_tone(img, rng)
+    if rng.random() < 0.5:  # colour cast of another camera / light
+        img = np.clip(img.astype(np.float32) * rng.uniform(0.85, 1.15, 3), 0, 255).astype(np.uint8)
+    h, w = img.shape[:2]
+    if rng.random() < 0.3:  # low resolution (web thumbnails), scaled back up
+        s = rng.uniform(0.25, 0.6)
+        small = cv2.resize(img, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.8))
+    if rng.random() < 0.25:  # a watermark or caption
+        img = img.copy()
+        text = "".join(rng.choice(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .")) for _ in range(int(rng.integers(4, 14))))
+        colour = (255, 255, 255) if rng.random() < 0.6 else (0, 0, 0)
+        scale = rng.uniform(0.4, 1.2) * w / 320
+        org = (int(rng.integers(0, max(1, w // 2))), int(rng.integers(h // 8, h)))
+        overlay = img.copy()
+        cv2.putText(overlay, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, max(1, int(2 * scale)), cv2.LINE_AA)
+        alpha = rng.uniform(0.4, 1.0)
+        img = cv2.addWeighted(overlay, alpha, img, 1 - alpha, 0)
+    if rng.random() < 0.5:
+        ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
+        img = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+    return img

@@ -42,7 +42,7 @@ def evaluate(data_dir: Path, model_dir: Path, batch: int = 32) -> dict:
         for (p, c), lo, em in zip(ok, logits, emb):
             verdicts[pipeline.finish(p, lo, em)["verdict"]] += 1
             y.append(labels.index(c))
-        probs.append(softmax(logits, pipeline.temperature))
+        probs.append(softmax(logits[:, : len(labels)], pipeline.temperature))
     probs_arr = np.concatenate(probs) if probs else np.zeros((0, len(labels)))
     result = metrics.classification_metrics(np.array(y, dtype=int), probs_arr, labels)
     result.update({

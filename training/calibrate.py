@@ -1,0 +1,143 @@
+"""Calibrate the trained model on photo sources it never saw, fit its gates, measure it, write its model card.
+
+    .venv/bin/python -m training.calibrate [--model DIR] [--folds cache/folds]      (run by make train)
+
+1. leave-one-source-out predictions: each fold model in ``--folds`` (``training.train --holdout-source S``) scores
+   the photos of the source it never saw (one per near-duplicate group, never a test-split photo);
+2. the temperature (8-way disease probabilities) and the unknown threshold (worst held-out source) are fitted
+   on those pooled predictions;
+3. the skin gate on the model's embeddings: train+val skin photos (clean and photo-condition views) vs half
+   of non_skin;
+4. figures on the grouped test split, per source, and the leave-one-source-out table; gates.json, gates.npz,
+   calibration.json, metrics.json, crossval.json, plots and MODEL_CARD.md next to the model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from skinscan import config
+from skinscan.classifier import Classifier, softmax
+from skinscan.preprocess import to_model_input
+from skinscan.skin_gate import _unit
+from training import crossval, data, metrics, model_card
+
+N = len(config.CLASS_IDS)
+
+
+def model_outputs(clf: Classifier, paths, transform=None, batch: int = 32, desc: str = "embed"):
+    """(logits, embeddings) of photos (paths relative to the data root), with ``transform(rgb)`` applied first."""
+    logits, embs = [], []
+    for i in tqdm(range(0, len(paths), batch), desc=desc, unit="batch"):
+        rgbs = [data.load_rgb(config.DATA_ROOT / p) for p in paths[i : i + batch]]
+        lo, em = clf.forward(np.stack([to_model_input(transform(im) if transform else im) for im in rgbs]))
+        logits.append(lo)
+        embs.append(em)
+    return np.concatenate(logits), np.concatenate(embs)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(config.MODEL_DIR))
+    ap.add_argument("--folds", default=str(config.ROOT / "cache" / "folds"))
+    ap.add_argument("--seed", type=int, default=config.SEED)
+    args = ap.parse_args(argv)
+    model_dir = Path(args.model)
+    feats = crossval.load_features(config.BACKBONE)  # the catalogue, groups and sources in one order
+    masks = crossval.grouped_masks(feats, args.seed)
+    paths, y, kinds, sources, groups = feats["paths"], feats["y"], feats["kinds"], feats["sources"], feats["groups"]
+    rng = np.random.default_rng(args.seed)
+
+    print("[1/4] leave-one-source-out predictions of the fold models")
+    loso = {"logits": np.zeros((len(y), len(crossval.HEAD_LABELS))), "skin": np.ones(len(y), bool),
+            "fold": np.array([""] * len(y), dtype=object)}
+    folds_run = []
+    for source in crossval.FOLDS:
+        fold_dir = Path(args.folds) / source
+        if not (fold_dir / "model.keras").exists():
+            continue
+        held = crossval.one_per_group(groups, (sources == source) & (y >= 0) & ~masks["test"])
+        loso["logits"][held] = model_outputs(Classifier(fold_dir), paths[held], desc=f"fold {source}")[0]
+        loso["fold"][held] = source
+        folds_run.append(source)
+    if not folds_run:
+        raise SystemExit(f"no fold models in {args.folds}: run `make crossval` first")
+    temperature = crossval.fit_temperature_loso(feats, loso)
+    threshold = crossval.choose_threshold(feats, loso, temperature, folds_run)
+    print(f"  folds {folds_run}: T = {temperature:.3f}, unknown threshold {threshold:.2f}")
+
+    print("[2/4] skin gate on the model's embeddings")
+    clf = Classifier(model_dir)
+    nonskin = kinds == "non_skin"
+    nonskin_fit = nonskin & (rng.random(len(y)) < 0.5)
+    skin_fit = (masks["train"] | masks["val"]) & (y >= 0)
+    skin_clean = model_outputs(clf, paths[skin_fit], desc="skin photos")[1]
+    skin_aug = model_outputs(clf, paths[skin_fit], lambda im: data.photo_conditions(data.augment(im, rng), rng), desc="skin, augmented")[1]
+    ns_clean = model_outputs(clf, paths[nonskin_fit], desc="non-skin")[1]
+    ns_aug = model_outputs(clf, paths[nonskin_fit], lambda im: data.augment(im, rng), desc="non-skin, augmented")[1]
+    gate, skin_threshold = crossval.fit_skin_gate([skin_clean, skin_aug], [ns_clean, ns_aug])
+
+    print("[3/4] grouped test split, every source")
+    test = crossval.one_per_group(groups, masks["test"])
+    report_ns = nonskin & ~nonskin_fit
+    t_logits, t_emb = model_outputs(clf, paths[test | report_ns], desc="test + non-skin report half")
+    in_test = test[test | report_ns]
+    skin_ok = gate.predict_proba(_unit(t_emb))[:, 1] >= skin_threshold
+    lo, sk = t_logits[in_test], skin_ok[in_test]
+    ns_accepted = float(skin_ok[~in_test].mean())
+    decisions = crossval.report_source(feats, test, lo, sk, temperature, threshold)
+    by_source = {}
+    for s in crossval.FOLDS:
+        sel = sources[test] == s
+        by_source[s] = crossval.report_source(feats, test & (sources == s), lo[sel], sk[sel], temperature, threshold)
+    dis = kinds[test] == "disease"
+    y_dis, lo_dis = y[test][dis], lo[dis][:, :N]
+    m = metrics.classification_metrics(y_dis, softmax(lo_dis, temperature), config.CLASS_IDS)
+    m["ece_before_scaling"] = metrics.expected_calibration_error(softmax(lo_dis), y_dis)
+    m["ece_after_scaling"] = m["ece"]
+    # leave-one-source-out skin decisions use the shipped gate (the fold models' own gates are not fitted)
+    loso_sel = loso["fold"] != ""
+    loso["skin"][loso_sel] = gate.predict_proba(_unit(model_outputs(clf, paths[loso_sel], desc="loso skin")[1]))[:, 1] >= skin_threshold
+    table = crossval.summarise(feats, loso, temperature, threshold, folds_run)
+    table["summary"]["non_skin_accepted"] = ns_accepted
+    print(f"  test top-1 {m['accuracy']:.3f}, decisions {json.dumps(decisions)}")
+    print(f"  leave-one-source-out: {json.dumps(table['summary'])}")
+
+    print("[4/4] write")
+    training = json.loads((model_dir / "training.json").read_text())
+    (model_dir / "calibration.json").write_text(json.dumps({"temperature": temperature, "fitted_on": "leave-one-source-out "
+                                                            f"predictions of the 8 infections (folds: {', '.join(folds_run)})"}, indent=2))
+    np.savez_compressed(model_dir / "gates.npz", skin_weights=gate.coef_[0].astype(np.float32))
+    (model_dir / "gates.json").write_text(json.dumps({
+        "skin": {"bias": float(gate.intercept_[0]), "threshold": skin_threshold},
+        "unknown": {"method": "other_class", "threshold": threshold},
+        "report": {"skin_method": "logistic regression on the L2-normalised embedding: train+val skin photos of every "
+                                  "source (clean and photo-condition views) vs half of non_skin; the threshold rejects "
+                                  f"{crossval.SKIN_REJECT_RATE:.1%} of the fitted skin photos",
+                   "non_skin_accepted": {"n": int(report_ns.sum()), "rate": ns_accepted},
+                   "real_skin_rejected_test": float(1 - sk.mean()),
+                   "unknown_method": "1 - the largest disease probability of the 9-way head (8 infections + other) >= "
+                                     "threshold; threshold minimises the worst held-out source's error"}}, indent=2))
+    metrics.plot_confusion(m["confusion_matrix"]["matrix"], config.CLASS_IDS, model_dir / "confusion_matrix.png",
+                           "Grouped test split, 8 infections")
+    metrics.plot_reliability({"T=1": (softmax(lo_dis), y_dis), f"T={temperature:.2f}": (softmax(lo_dis, temperature), y_dis)},
+                             model_dir / "reliability.png")
+    m.update({"model": {"name": config.MODEL_NAME, "version": json.loads((model_dir / "labels.json").read_text())["version"],
+                        "backbone": training["backbone"], "input_size": training["input_size"], "temperature": temperature,
+                        "head": f"9 classes (8 + other), {training['weighting']}-balanced loss weights",
+                        "unknown_threshold": threshold},
+              "test_decisions": decisions, "test_by_source": by_source, "training": training,
+              "split": {s: {"photos": int(masks[s].sum()), "groups": int(len(set(groups[masks[s]])))} for s in masks}})
+    (model_dir / "metrics.json").write_text(json.dumps(m, indent=2))
+    (model_dir / "crossval.json").write_text(json.dumps({"method": "fine-tuned fold models (training.train --holdout-source)",
+                                                         "folds": folds_run, "temperature": temperature,
+                                                         "unknown_threshold": threshold, "table": table}, indent=1))
+    model_card.main(["--model", str(model_dir)])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""Leave-one-source-out evaluation: how skinscan does on a photo source it has never seen.
+
+    .venv/bin/python -m training.crossval [--backbone lite2] [--out FILE.json]      (make crossval)
+
+Each fold holds one whole source out (Kaggle collection, DermNet NZ, SD-198, toenail crawl), fits the
+classifier head (8 infections + "other") and the skin gate on the other sources, and runs the pipeline's
+decision (skin gate -> unknown -> disease) on the held-out source: right answer (verdict ``disease`` with the
+true class), top-1, called unknown, other conditions and healthy skin given a disease, top-label ECE. A sixth
+"grouped" fold is the usual split within all sources (near-duplicate groups never straddle it).
+
+The head is fitted on cached frozen-backbone embeddings (``training.features``), which is what the shipped
+model is, so each fold is the shipped method minus one source. The candidate settings (weighting, C,
+colour constancy, backbone) are compared here; the temperature and the unknown threshold are then fitted on
+the pooled leave-one-source-out predictions, never on a test split.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from skinscan import config
+from skinscan.classifier import softmax
+from skinscan.skin_gate import _unit
+from skinscan.unknown_gate import unknown_scores
+from training import data, features, metrics
+
+HEAD_LABELS = config.CLASS_IDS + [config.OTHER_LABEL]
+FOLDS = ("kaggle", "dermnet", "sd198", "nailweb")
+SKIN_REJECT_RATE = 0.005
+
+
+def head_targets(records) -> np.ndarray:
+    """Head class index per record: one of the 8, or "other" for other conditions and healthy skin; -1 for non-skin."""
+    idx = {c: i for i, c in enumerate(config.CLASS_IDS)}
+    other = len(config.CLASS_IDS)
+    return np.array([idx[r["label"]] if r["kind"] == "disease" else other if r["kind"] in ("other", "healthy") else -1
+                     for r in records])
+
+
+def sample_weights(y, sources, weighting: str) -> np.ndarray:
+    """Loss weights per photo: every class weighs the same in total, and with ``source`` every source within a
+    class too (``source_sqrt``: half-way, 1/sqrt of the source's count)."""
+    w = np.zeros(len(y))
+    for k in np.unique(y):
+        in_k = y == k
+        if weighting == "class":
+            w[in_k] = 1.0
+        else:
+            counts = Counter(sources[in_k])
+            power = 1.0 if weighting == "source" else 0.5
+            w[in_k] = [1.0 / counts[s] ** power for s in sources[in_k]]
+        w[in_k] /= w[in_k].sum()
+    return w * len(y) / w.sum()
+
+
+def fit_head(x_views, y, sources, weighting: str, c: float):
+    """Multinomial logistic head on L2-normalised embeddings (every view of a photo weighted the same)."""
+    w = sample_weights(y, sources, weighting)
+    x = np.concatenate([_unit(v) for v in x_views])
+    head = LogisticRegression(C=c, max_iter=1000)
+    head.fit(x, np.tile(y, len(x_views)), sample_weight=np.tile(w, len(x_views)))
+    return head
+
+
+def head_logits(head, emb) -> np.ndarray:
+    """Logits of every head class (columns in HEAD_LABELS order even where a class had no training photo)."""
+    out = np.full((len(emb), len(HEAD_LABELS)), -30.0)
+    out[:, head.classes_] = head.decision_function(_unit(emb))
+    return out
+
+
+def fit_skin_gate(skin_views, nonskin_views):
+    x = _unit(np.concatenate(skin_views + nonskin_views))
+    y = np.r_[np.ones(sum(len(v) for v in skin_views)), np.zeros(sum(len(v) for v in nonskin_views))]
+    gate = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000).fit(x, y)
+    scores = gate.predict_proba(_unit(skin_views[0]))[:, 1]
+    return gate, float(min(0.5, np.quantile(scores, SKIN_REJECT_RATE)))
+
+
+def one_per_group(groups, mask) -> np.ndarray:
+    """``mask`` reduced to the first photo of each near-duplicate group (the hidden sets are deduplicated)."""
+    seen, keep = set(), np.zeros(len(groups), bool)
+    for i in np.where(mask)[0]:
+        if groups[i] not in seen:
+            seen.add(groups[i])
+            keep[i] = True
+    return keep
+
+
+def fold_predictions(feats, train, test, weighting, c, nonskin_fit):
+    """Fit head and skin gate on ``train`` (mask); logits and skin decisions for ``test`` (mask)."""
+    y, sources = feats["y"], feats["sources"]
+    views = [k for k in feats if k == "clean" or k == "flip" or k.startswith("aug")]
+    fit = train & (y >= 0)
+    head = fit_head([feats[v][fit] for v in views], y[fit], sources[fit], weighting, c)
+    gate, skin_threshold = fit_skin_gate([feats[v][fit] for v in views], [feats[v][nonskin_fit] for v in views])
+    logits = head_logits(head, feats["clean"][test])  # one forward pass, as served
+    skin = gate.predict_proba(_unit(feats["clean"][test]))[:, 1] >= skin_threshold
+    return logits, skin
+
+
+def load_features(name: str, colour_constancy: bool = False) -> dict:
+    f = features.load(name, colour_constancy)
+    recs = f.pop("records")
+    f["y"] = head_targets(recs)
+    f["sources"] = np.array([r["source"] for r in recs])
+    f["kinds"] = np.array([r["kind"] for r in recs])
+    return f
+
+
+def grouped_masks(feats, seed=config.SEED):
+    """Grouped train/val/test split over every skin photo (stratified by head class, groups kept whole)."""
+    skin = feats["y"] >= 0
+    labels = [f"{s}:{y}" for s, y in zip(feats["sources"], feats["y"])]
+    split = np.array(["none"] * len(labels), dtype=object)
+    idx = np.where(skin)[0]
+    split[idx] = data.grouped_split(list(feats["groups"][idx]), [labels[i] for i in idx], config.SPLIT_FRACTIONS, seed)
+    return {s: split == s for s in ("train", "val", "test")}
+
+
+def run_folds(feats, weighting, c, seed=config.SEED, usable=None):
+    """Out-of-source logits for every skin photo, plus the grouped split's validation and test logits.
+
+    ``usable`` (mask): the photos the folds may fit or evaluate on (``training.train`` leaves its test split out).
+    """
+    n = len(feats["y"])
+    usable = np.ones(n, bool) if usable is None else usable
+    nonskin = feats["kinds"] == "non_skin"
+    rng = np.random.default_rng(seed)
+    nonskin_fit = nonskin & (rng.random(n) < 0.5)
+    out = {"logits": np.zeros((n, len(HEAD_LABELS))), "skin": np.ones(n, bool), "fold": np.array([""] * n, dtype=object)}
+    for source in FOLDS:
+        held = feats["sources"] == source
+        test = one_per_group(feats["groups"], held & usable)
+        logits, skin = fold_predictions(feats, ~held & usable, test, weighting, c, nonskin_fit)
+        out["logits"][test], out["skin"][test], out["fold"][test] = logits, skin, source
+    masks = grouped_masks(feats, seed)
+    for part in ("val", "test"):
+        sel = one_per_group(feats["groups"], masks[part])
+        logits, skin = fold_predictions(feats, masks["train"], sel, weighting, c, nonskin_fit)
+        out[f"grouped_{part}"] = {"mask": sel, "logits": logits, "skin": skin}
+    # non-skin never fitted: accepted by a gate fitted on every skin photo
+    held_ns = nonskin & ~nonskin_fit
+    _, skin_ns = fold_predictions(feats, np.ones(n, bool), held_ns, weighting, c, nonskin_fit)
+    out["non_skin_accepted"] = {"n": int(held_ns.sum()), "rate": float(skin_ns.mean())}
+    return out
+
+
+def decide(logits, skin, temperature, threshold):
+    """The pipeline's verdict per photo: not_skin, unknown or disease (with the argmax disease)."""
+    unknown = unknown_scores(logits, temperature, len(config.CLASS_IDS)) >= threshold
+    verdict = np.where(~skin, "not_skin", np.where(unknown, "unknown", "disease"))
+    return verdict, logits[:, : len(config.CLASS_IDS)].argmax(axis=1)
+
+
+def report_source(feats, mask, logits, skin, temperature, threshold):
+    y, kinds = feats["y"][mask], feats["kinds"][mask]
+    verdict, pred = decide(logits, skin, temperature, threshold)
+    out = {}
+    dis = kinds == "disease"
+    if dis.any():
+        probs8 = softmax(logits[dis][:, : len(config.CLASS_IDS)], temperature)
+        out["in_scope"] = {
+            "n": int(dis.sum()),
+            "right_answer": float(np.mean((verdict[dis] == "disease") & (pred[dis] == y[dis]))),
+            "top1": float(np.mean(pred[dis] == y[dis])),
+            "called_unknown": float(np.mean(verdict[dis] == "unknown")),
+            "rejected_not_skin": float(np.mean(verdict[dis] == "not_skin")),
+            "ece": metrics.expected_calibration_error(probs8, y[dis]),
+        }
+    for kind in ("other", "healthy"):
+        sel = kinds == kind
+        if sel.any():
+            out[kind] = {"n": int(sel.sum()), "given_a_disease": float(np.mean(verdict[sel] == "disease")),
+                         "rejected_not_skin": float(np.mean(verdict[sel] == "not_skin"))}
+    return out
+
+
+def fit_temperature_loso(feats, folds) -> float:
+    """Temperature of the 8-way disease probabilities, fitted on out-of-source predictions of the 8."""
+    sel = (folds["fold"] != "") & (feats["kinds"] == "disease")
+    return metrics.fit_temperature(folds["logits"][sel][:, : len(config.CLASS_IDS)], feats["y"][sel])
+
+
+def worst_source_cost(feats, folds, temperature, threshold, sources=FOLDS) -> tuple[float, dict]:
+    """The unknown threshold's cost: the worst held-out source's mean of (1 - right answer) and the rate of
+    out-of-scope photos (other conditions, healthy) given a disease."""
+    per = {}
+    for source in sources:
+        m = folds["fold"] == source
+        r = report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, threshold)
+        errors = [1 - r["in_scope"]["right_answer"]] + [r[k]["given_a_disease"] for k in ("other", "healthy") if k in r]
+        per[source] = float(np.mean([errors[0], np.mean(errors[1:])]) if len(errors) > 1 else errors[0])
+    return max(per.values()), per
+
+
+def choose_threshold(feats, folds, temperature, sources=FOLDS) -> float:
+    grid = np.round(np.arange(0.20, 0.90, 0.01), 2)
+    costs = [worst_source_cost(feats, folds, temperature, t, sources)[0] for t in grid]
+    return float(grid[int(np.argmin(costs))])
+
+
+def summarise(feats, folds, temperature, threshold, sources=FOLDS) -> dict:
+    table = {}
+    for source in sources:
+        m = folds["fold"] == source
+        table[source] = report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, threshold)
+    for part in ("val", "test"):
+        if f"grouped_{part}" in folds:
+            g = folds[f"grouped_{part}"]
+            table[f"grouped_{part}"] = report_source(feats, g["mask"], g["logits"], g["skin"], temperature, threshold)
+    right = [table[s]["in_scope"]["right_answer"] for s in sources]
+    others = [table[s]["other"]["given_a_disease"] for s in sources if "other" in table[s]]
+    healthy = [table[s]["healthy"]["given_a_disease"] for s in sources if "healthy" in table[s]]
+    eces = [table[s]["in_scope"]["ece"] for s in sources]
+    table["summary"] = {
+        "right_answer_mean": float(np.mean(right)), "right_answer_worst": float(np.min(right)),
+        "other_given_disease_mean": float(np.mean(others)), "other_given_disease_worst": float(np.max(others)),
+        "healthy_given_disease": float(np.mean(healthy)) if healthy else None, "ece_mean": float(np.mean(eces)),
+        "non_skin_accepted": folds.get("non_skin_accepted", {}).get("rate"),
+        "worst_source_cost": worst_source_cost(feats, folds, temperature, threshold, sources)[0],
+    }
+    return table
+
+
+def evaluate_setting(feats, weighting, c):
+    folds = run_folds(feats, weighting, c)
+    temperature = fit_temperature_loso(feats, folds)
+    threshold = choose_threshold(feats, folds, temperature)
+    return {"temperature": temperature, "unknown_threshold": threshold,
+            "table": summarise(feats, folds, temperature, threshold)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", default=config.BACKBONE)
+    ap.add_argument("--colour-constancy", action="store_true")
+    ap.add_argument("--weighting", nargs="+", default=[config.HEAD_WEIGHTING], choices=["class", "source", "source_sqrt"])
+    ap.add_argument("--c", nargs="+", type=float, default=[config.HEAD_C])
+    ap.add_argument("--out", default=None, help="JSON to write (default: print only)")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    feats = load_features(args.backbone, args.colour_constancy)
+    results = {}
+    for weighting in args.weighting:
+        for c in args.c:
+            key = f"{args.backbone}{'-cc' if args.colour_constancy else ''} weighting={weighting} C={c}"
+            res = evaluate_setting(feats, weighting, c)
+            results[key] = res
+            s = res["table"]["summary"]
+            print(f"{key}: right mean {s['right_answer_mean']:.3f} worst {s['right_answer_worst']:.3f} | other->disease "
+                  f"mean {s['other_given_disease_mean']:.3f} worst {s['other_given_disease_worst']:.3f} | healthy "
+                  f"{s['healthy_given_disease']:.3f} | ECE {s['ece_mean']:.3f} | non-skin {s['non_skin_accepted']:.3f} | "
+                  f"grouped val right {res['table']['grouped_val']['in_scope']['right_answer']:.3f} | "
+                  f"T {res['temperature']:.2f} t {res['unknown_threshold']:.2f} ({(time.time() - t0) / 60:.1f} min)", flush=True)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Every photo in ../shared/data with its source, and cached backbone embeddings of it (clean, flipped, augmented).
+
+    .venv/bin/python -m training.features --backbone lite2 [--views 2] [--colour-constancy]
+
+The leave-one-source-out evaluation (``training.crossval``) and the head training (``training.train``) read
+the cache (``cache/features-<backbone>[-cc].npz``, ignored by git) instead of running the backbone again.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+from tqdm import tqdm
+
+from skinscan import backbone, config
+from skinscan.preprocess import to_model_input
+from training import data
+
+CACHE_DIR = config.ROOT / "cache"
+SOURCES = {  # MANIFEST.csv source_repo -> short source name
+    "karthikch2630/Skin-Disease-Detector": "kaggle",
+    "MinhKemm/DermNet_Dataset": "dermnet",
+    "codecodecode333/skin-disease-search-SD-198-": "sd198",
+    "zhouyuChina/nasnet-densnet-fusion-onychomycosis": "nailweb",
+    "EliSchwartz/imagenet-sample-images": "imagenet",
+}
+HEALTHY = "healthy_feet_nails"
+
+
+def catalogue(root: Path = config.DATA_ROOT) -> list[dict]:
+    """One record per photo: path, label (class id, condition or non_skin), kind, source.
+
+    kind: ``disease`` (one of the 8), ``other`` (another condition), ``healthy`` (healthy skin or nails),
+    ``non_skin`` (everyday photos).
+    """
+    out = []
+    with open(Path(root) / "MANIFEST.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            top = row["path"].split("/")[0]
+            label = row["label"]
+            kind = {"skin8": "disease", "non_skin": "non_skin"}.get(top, "healthy" if label == HEALTHY else "other")
+            out.append({"path": row["path"], "label": label, "kind": kind, "source": SOURCES[row["source_repo"]]})
+    return sorted(out, key=lambda r: r["path"])
+
+
+def frozen_backbone(variant: str):
+    """The ImageNet EfficientNet-Lite without its classifier: image -> 1280-d embedding."""
+    import keras
+
+    imagenet = backbone.imagenet_model(variant=variant)
+    return keras.Model(imagenet.input, imagenet.get_layer("avg_pool").output)
+
+
+def embed_images(model, images, size: int, transform=None, batch: int = 32) -> np.ndarray:
+    outs = []
+    for i in range(0, len(images), batch):
+        chunk = [transform(im) if transform else im for im in images[i : i + batch]]
+        outs.append(model.predict_on_batch(np.stack([to_model_input(im, size) for im in chunk])))
+    return np.concatenate(outs).astype(np.float32)
+
+
+def cache_path(name: str, colour_constancy: bool = False) -> Path:
+    return CACHE_DIR / f"features-{name}{'-cc' if colour_constancy else ''}.npz"
+
+
+def build(variant: str, views: int, colour_constancy: bool, seed: int = config.SEED, root: Path = config.DATA_ROOT):
+    records = catalogue(root)
+    t0 = time.time()
+    images = [data.shrink(data.load_rgb(root / r["path"]), 400) for r in tqdm(records, desc="decode", unit="img")]
+    groups = data.group_near_duplicates([data.dhash(im) for im in images])
+    if colour_constancy:
+        images = [data.shades_of_grey(im) for im in images]
+    model = frozen_backbone(variant)
+    size = backbone.VARIANTS[variant]["input_size"]
+    rng = np.random.default_rng(seed)
+    out = {"clean": embed_images(model, images, size), "flip": embed_images(model, images, size, lambda im: im[:, ::-1])}
+    for v in range(views):
+        out[f"aug{v}"] = embed_images(model, images, size, lambda im: data.photo_conditions(data.augment(im, rng), rng))
+        print(f"  view {v + 1}/{views} done ({(time.time() - t0) / 60:.1f} min)")
+    path = cache_path(variant, colour_constancy)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, paths=np.array([r["path"] for r in records]), groups=np.array(groups), **out)
+    print(f"{len(records)} photos x {2 + views} views -> {path} in {(time.time() - t0) / 60:.1f} min")
+    return path
+
+
+def load(name: str, colour_constancy: bool = False) -> dict:
+    """The cached arrays plus the catalogue records in the same order."""
+    with np.load(cache_path(name, colour_constancy)) as z:
+        arrays = {k: z[k] for k in z.files}
+    by_path = {r["path"]: r for r in catalogue()}
+    arrays["records"] = [by_path[p] for p in arrays["paths"]]
+    return arrays
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", default="lite2", choices=sorted(backbone.VARIANTS))
+    ap.add_argument("--views", type=int, default=2, help="augmented views per photo (photo-condition augmentation)")
+    ap.add_argument("--colour-constancy", action="store_true", help="shades-of-grey colour constancy before the backbone")
+    args = ap.parse_args(argv)
+    build(args.backbone, args.views, args.colour_constancy)
+
+
+if __name__ == "__main__":
+    main()
