@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from skinscan import config
 from skinscan.decode import InputError
 from skinscan.pipeline import Pipeline, Prepared
+from service import openapi
 from service.uploads import read_images
 
 STATUS = {  # InputError code -> HTTP status; any other code (a malformed request) is 400
@@ -135,14 +136,7 @@ def service() -> SkinScan:
     return bentoml.get_current_service()
 
 
-MULTIPART_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["image"],
-    "properties": {"image": {"type": "string", "format": "binary", "description": "JPEG, PNG, WebP or BMP photo"}},
-}}}}}
-ERRORS_DOC = {"4XX": {"description": '{"error": {"code": ..., "message": ...}}'}}
-
-
-@app.post("/predict", openapi_extra=MULTIPART_DOC, responses=ERRORS_DOC, summary="Analyse one skin photo")
+@app.post("/predict", openapi_extra=openapi.MULTIPART, responses=openapi.PREDICT, summary="Analyse one skin photo")
 async def predict(request: Request):
     try:
         (data,) = await read_images(request, max_files=1)
@@ -153,7 +147,7 @@ async def predict(request: Request):
     return error_response(result) if isinstance(result, InputError) else result
 
 
-@app.post("/predict_batch", openapi_extra=MULTIPART_DOC, responses=ERRORS_DOC,
+@app.post("/predict_batch", openapi_extra=openapi.MULTIPART_BATCH, responses=openapi.PREDICT_BATCH,
           summary=f"Analyse up to {config.MAX_BATCH_FILES} photos (several 'image' fields); one result each, in order")
 async def predict_batch(request: Request):
     try:
@@ -165,17 +159,17 @@ async def predict_batch(request: Request):
     return [{"error": r.as_dict()} if isinstance(r, InputError) else r for r in results]
 
 
-@app.get("/diseases", summary="The 8 disease cards")
+@app.get("/diseases", responses=openapi.DISEASES, summary="The 8 disease cards")
 async def diseases():
     return service().diseases
 
 
-@app.get("/model", summary="Model card figures: test metrics, calibration and gate measurements")
+@app.get("/model", responses=openapi.MODEL, summary="Model card figures: test metrics, calibration and gate measurements")
 async def model():
     return service().model_summary
 
 
-@app.get("/model/{figure}.png", summary="Model card figure: confusion_matrix or reliability")
+@app.get("/model/{figure}.png", responses=openapi.FIGURE, summary="Model card figure: confusion_matrix or reliability")
 async def model_figure(figure: str):
     if figure not in ("confusion_matrix", "reliability"):
         return JSONResponse({"error": {"code": "not_found", "message": "No such figure."}}, status_code=404)
