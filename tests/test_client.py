@@ -2,18 +2,16 @@
 give on demand: 503 with Retry-After, a 500 page, a non-JSON 200, a hang) a small HTTP server on loopback."""
 from __future__ import annotations
 
-import http.server
 import json
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 from skinscan import config, procs
 from skinscan.client import Client, ClientError
-from conftest import start_server, stop_server
+from conftest import Scripted, start_server, stop_server
 
 
 def shingles_photo() -> bytes:
@@ -21,47 +19,6 @@ def shingles_photo() -> bytes:
     if not folder.is_dir():
         pytest.skip(f"no data at {folder}")
     return sorted(folder.iterdir())[0].read_bytes()
-
-
-class Scripted(http.server.ThreadingHTTPServer):
-    """Answers each request with the next (status, headers, body, delay) of ``script``; records request times."""
-
-    def __init__(self, script: list[tuple]):
-        self.script, self.times = list(script), []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def handle_one(self):
-                server = self.server
-                server.times.append(time.monotonic())
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                status, headers, body, delay = server.script.pop(0) if len(server.script) > 1 else server.script[0]
-                time.sleep(delay)
-                try:
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:  # the client gave up (timeout test)
-                    pass
-
-            do_GET = do_POST = handle_one
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.shutdown()
-        self.server_close()
 
 
 BUSY = (503, {"Content-Type": "application/json", "Retry-After": "1"},
