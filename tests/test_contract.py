@@ -27,7 +27,7 @@ def test_api_contract_fuzzed(api_url, tmp_path):
            "--max-examples", str(EXAMPLES_PER_OPERATION), "--seed", "1", "--checks", "all",
            "--exclude-checks", "positive_data_acceptance", "--request-timeout", "120", "--continue-on-failure",
            "--no-shrink", "--report-dir", str(tmp_path)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its cache stays there
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
     assert "Tested: 5" in out.stdout, out.stdout[-3000:]  # /predict, /predict_batch, /diseases, /model, figures
     print(out.stdout[-1500:])
