@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import subprocess
 import sys
 import time
 
@@ -58,7 +59,10 @@ def main(argv=None) -> int:
         signal.signal(s, on_stop_signal)
     try:
         servers.append(procs.spawn(procs.api_command(args.api_port, args.host)))
-        servers.append(procs.spawn(procs.ui_command(args.ui_port, args.host), env={"SKINSCAN_API_URL": api_url}))
+        # Streamlit's stdout only repeats the URL printed below; and once the terminal is gone (SIGHUP) its
+        # "Stopping..." print fails and aborts its own shutdown. Its log (stderr) stays on the terminal.
+        servers.append(procs.spawn(procs.ui_command(args.ui_port, args.host), env={"SKINSCAN_API_URL": api_url},
+                                   stdout=subprocess.DEVNULL))
         api, ui = servers
         say(f"starting the API at {api_url} (loading the model) ...")
         if not procs.wait_ready(f"{api_url}/readyz", api, 300):
