@@ -67,8 +67,15 @@ async def read_images(request: Request, max_files: int) -> list[bytes]:
     try:
         return await _read_images(request, max_files)
     except InputError:
-        await discard_rest(request)
+        if not waiting_to_send(request):
+            await discard_rest(request)
         raise
+
+
+def waiting_to_send(request: Request) -> bool:
+    """The client asked first (``Expect: 100-continue``, as curl does for big files) and has sent no body yet:
+    answering at once is clean, and reading would only invite the body we are about to refuse."""
+    return request.headers.get("expect", "").lower() == "100-continue" and not getattr(request, "_stream_consumed")
 
 
 async def _read_images(request: Request, max_files: int) -> list[bytes]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import socket
 import struct
 import urllib.error
 import urllib.parse
@@ -95,6 +96,24 @@ def via_chunked(url, body: bytes, content_type: str, chunk: int = 64 * 1024):
         conn.close()
 
 
+def via_expect_continue(url, body: bytes, content_type: str):
+    """``Expect: 100-continue`` (curl does it for big files): the body goes only after "100 Continue"."""
+    u = urllib.parse.urlsplit(url)
+    with socket.create_connection((u.hostname, u.port), timeout=TIMEOUT) as sock:
+        sock.sendall((f"POST {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Type: {content_type}\r\n"
+                      f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n").encode())
+        first = sock.recv(65536)
+        if first.startswith(b"HTTP/1.1 100"):
+            sock.sendall(body)
+            first = first.split(b"\r\n\r\n", 1)[1] or sock.recv(65536)
+        data = first
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = int(next(l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")))
+        while len(rest) < length:
+            rest += sock.recv(65536)
+        return int(head.split()[1]), rest
+
+
 def image_file(data: bytes, name: str = "photo.jpg", ctype: str = "image/jpeg"):
     return {"image": (name, data, ctype)}
 
@@ -161,6 +180,10 @@ def cases() -> dict:
     add("oversized_urllib", lambda u: via_urllib(u + "/predict", *multipart([("image", "a.jpg", "image/jpeg",
                                                                               b"\0" * BIG)])), 413, "request_too_large")
     add("oversized_requests", lambda u: via_requests(u + "/predict", image_file(b"\0" * BIG)), 413, "request_too_large")
+    add("oversized_expect_continue", lambda u: via_expect_continue(u + "/predict", *multipart(
+        [("image", "a.jpg", "image/jpeg", b"\0" * BIG)])), 413, "request_too_large")
+    add("valid_expect_continue", lambda u: via_expect_continue(u + "/predict", *multipart(
+        [("image", "a.jpg", "image/jpeg", photo())])), 200)
     add("oversized_non_multipart_urllib", lambda u: via_urllib(u + "/predict", b"\0" * BIG, "image/jpeg"), 415,
         "unsupported_media_type")
     add("get_predict", lambda u: (lambda r: (r.status_code, r.content))(requests.get(u + "/predict", timeout=30)), 405,
