@@ -63,30 +63,34 @@ async def discard_rest(request: Request) -> None:
 async def read_images(request: Request, max_files: int) -> list[bytes]:
     """The ``image`` file fields of a multipart request, in order, as bytes; InputError otherwise.
 
-    Whatever the outcome, the request body has been read (up to the discard bound) when this returns."""
+    Whatever the outcome, the request body has been read (up to the discard bound) when this returns, except
+    when the client is still waiting for "100 Continue" before it sends the body we refuse from the headers."""
     try:
-        return await _read_images(request, max_files)
+        check_headers(request, max_files)
     except InputError:
-        if not waiting_to_send(request):
+        if request.headers.get("expect", "").lower() != "100-continue":
             await discard_rest(request)
+        raise
+    try:
+        return await parse_images(request, max_files)
+    except InputError:
+        await discard_rest(request)
         raise
 
 
-def waiting_to_send(request: Request) -> bool:
-    """The client asked first (``Expect: 100-continue``, as curl does for big files) and has sent no body yet:
-    answering at once is clean, and reading would only invite the body we are about to refuse."""
-    return request.headers.get("expect", "").lower() == "100-continue" and not getattr(request, "_stream_consumed")
-
-
-async def _read_images(request: Request, max_files: int) -> list[bytes]:
+def check_headers(request: Request, max_files: int) -> None:
+    """What can be refused before any of the body is read: the media type and a declared length over the limit."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "multipart/form-data":
         raise InputError("unsupported_media_type",
                          "Send the photo as multipart/form-data with a file field named 'image'.")
-    limit = max_request_bytes(max_files)
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
+    if length is not None and (not length.isdigit() or int(length) > max_request_bytes(max_files)):
         raise too_large(max_files)
+
+
+async def parse_images(request: Request, max_files: int) -> list[bytes]:
+    limit = max_request_bytes(max_files)
     parser = MultiPartParser(request.headers, limited(request.stream(), limit, max_files),
                              max_files=max_files + 1, max_fields=max_files + 10)
     try:
