@@ -16,27 +16,20 @@ import time
 import aiohttp
 import bentoml
 import numpy as np
-import starlette.formparsers
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skinscan import config
 from skinscan.decode import InputError
 from skinscan.pipeline import Pipeline, Prepared
-
-# Keep multipart uploads in memory: Starlette would otherwise spool files over 1 MB to a temp file.
-def max_request_bytes(max_files: int) -> int:
-    """Largest multipart body accepted: the photos plus 1 MB for the form's own framing."""
-    return config.MAX_UPLOAD_BYTES * max_files + (1 << 20)
-
-
-starlette.formparsers.MultiPartParser.spool_max_size = max_request_bytes(config.MAX_BATCH_FILES)
+from service import openapi
+from service.uploads import read_images
 
 STATUS = {  # InputError code -> HTTP status; any other code (a malformed request) is 400
     "too_large": 413, "too_many_pixels": 413, "decompression_bomb": 413, "request_too_large": 413,
-    "unsupported_format": 415, "unsupported_media_type": 415, "not_an_image": 415, "length_required": 411,
+    "unsupported_format": 415, "unsupported_media_type": 415, "not_an_image": 415,
     "truncated": 422, "unusable_image": 422,
 }
 
@@ -53,6 +46,14 @@ app = FastAPI(title="skinscan", description="Skin-infection photo triage. Not a 
 async def overloaded(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": {"code": "busy", "message": "skinscan is busy; try again in a few seconds."}},
                         status_code=503, headers={"Retry-After": "5"})
+
+
+@app.exception_handler(StarletteHTTPException)
+async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """404, 405, ...: the same error shape as every other 4xx."""
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
+    return JSONResponse({"error": {"code": code, "message": f"{exc.detail}: {request.method} {request.url.path}"}},
+                        status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
 @app.exception_handler(Exception)
@@ -79,7 +80,8 @@ class SkinScanClassifier:
 
 
 def error_response(err: InputError) -> JSONResponse:
-    return JSONResponse({"error": err.as_dict()}, status_code=STATUS.get(err.code, 400))
+    close = {"Connection": "close"} if err.code == "request_too_large" else None  # its body was not all read
+    return JSONResponse({"error": err.as_dict()}, status_code=STATUS.get(err.code, 400), headers=close)
 
 
 def count(result: dict | InputError) -> None:
@@ -89,36 +91,6 @@ def count(result: dict | InputError) -> None:
     VERDICTS.labels(verdict=result["verdict"]).inc()
     for w in result["quality"]["warnings"]:
         QUALITY_WARNINGS.labels(code=w["code"]).inc()
-
-
-async def read_images(request: Request, max_files: int) -> list[bytes]:
-    """The ``image`` file fields of a multipart request, in order, as bytes; InputError otherwise."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "multipart/form-data":
-        raise InputError("unsupported_media_type",
-                         "Send the photo as multipart/form-data with a file field named 'image'.")
-    length = request.headers.get("content-length")
-    if length is None:
-        raise InputError("length_required", "The request needs a Content-Length header.")
-    if not length.isdigit() or int(length) > max_request_bytes(max_files):
-        raise InputError("request_too_large", f"The request is too large: at most {max_files} photo(s) of "
-                                              f"{config.MAX_UPLOAD_BYTES // (1 << 20)} MB each.")
-    try:
-        form = await request.form(max_files=max_files + 1, max_fields=max_files + 10)
-    except Exception:
-        raise InputError("malformed_request", "The multipart body could not be read. Send the photo as a file "
-                                              "field named 'image'.")
-    try:
-        fields = form.getlist("image")
-        if not fields:
-            raise InputError("missing_field", "No file field named 'image' in the form.")
-        if any(not isinstance(f, UploadFile) for f in fields):
-            raise InputError("not_a_file", "The 'image' field must be a file upload, not text.")
-        if len(fields) > max_files:
-            raise InputError("too_many_files", f"At most {max_files} photos per request.")
-        return [await f.read() for f in fields]
-    finally:
-        await form.close()
 
 
 @bentoml.service(name="skinscan", workers=1, traffic={"timeout": 120, "max_concurrency": 128})
@@ -164,14 +136,7 @@ def service() -> SkinScan:
     return bentoml.get_current_service()
 
 
-MULTIPART_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["image"],
-    "properties": {"image": {"type": "string", "format": "binary", "description": "JPEG, PNG, WebP or BMP photo"}},
-}}}}}
-ERRORS_DOC = {"4XX": {"description": '{"error": {"code": ..., "message": ...}}'}}
-
-
-@app.post("/predict", openapi_extra=MULTIPART_DOC, responses=ERRORS_DOC, summary="Analyse one skin photo")
+@app.post("/predict", openapi_extra=openapi.MULTIPART, responses=openapi.PREDICT, summary="Analyse one skin photo")
 async def predict(request: Request):
     try:
         (data,) = await read_images(request, max_files=1)
@@ -182,7 +147,7 @@ async def predict(request: Request):
     return error_response(result) if isinstance(result, InputError) else result
 
 
-@app.post("/predict_batch", openapi_extra=MULTIPART_DOC, responses=ERRORS_DOC,
+@app.post("/predict_batch", openapi_extra=openapi.MULTIPART_BATCH, responses=openapi.PREDICT_BATCH,
           summary=f"Analyse up to {config.MAX_BATCH_FILES} photos (several 'image' fields); one result each, in order")
 async def predict_batch(request: Request):
     try:
@@ -194,17 +159,17 @@ async def predict_batch(request: Request):
     return [{"error": r.as_dict()} if isinstance(r, InputError) else r for r in results]
 
 
-@app.get("/diseases", summary="The 8 disease cards")
+@app.get("/diseases", responses=openapi.DISEASES, summary="The 8 disease cards")
 async def diseases():
     return service().diseases
 
 
-@app.get("/model", summary="Model card figures: test metrics, calibration and gate measurements")
+@app.get("/model", responses=openapi.MODEL, summary="Model card figures: test metrics, calibration and gate measurements")
 async def model():
     return service().model_summary
 
 
-@app.get("/model/{figure}.png", summary="Model card figure: confusion_matrix or reliability")
+@app.get("/model/{figure}.png", responses=openapi.FIGURE, summary="Model card figure: confusion_matrix or reliability")
 async def model_figure(figure: str):
     if figure not in ("confusion_matrix", "reliability"):
         return JSONResponse({"error": {"code": "not_found", "message": "No such figure."}}, status_code=404)

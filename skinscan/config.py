@@ -46,6 +46,7 @@ MAX_PIXELS = 40_000_000
 # --- HTTP ----------------------------------------------------------------
 API_URL = os.environ.get("SKINSCAN_API_URL", "http://127.0.0.1:3000")
 MAX_BATCH_FILES = 32
+MAX_DISCARD_BYTES = 64 * 1024 * 1024  # an oversized body is read and dropped up to this, then answered 413
 
 DISCLAIMER = (
     "skinscan is not a medical diagnosis. It recognises only 8 skin infections from a photo and can be "

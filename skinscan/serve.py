@@ -1,17 +1,41 @@
 """``make serve``: start the API (bentoml serve) and the Streamlit UI on loopback, print both URLs.
 
     .venv/bin/python -m skinscan.serve [--host 127.0.0.1] [--api-port 3000] [--ui-port 8501]
+
+Both servers stop with the launcher, however it stops: Ctrl-C, SIGTERM (to it or to its whole process group,
+e.g. `kill -- -PGID`, where make forwards a second SIGTERM), SIGHUP (the terminal closed) or SIGKILL (the
+kernel's parent-death signal, see ``procs.spawn``). A busy port is refused before anything starts.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
 import time
 
 from skinscan import config, procs
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stop(Exception):
+    """A stop signal arrived."""
+
+
+def on_stop_signal(signum, frame) -> None:
+    # The first signal starts the shutdown; any later one (make forwarding its SIGTERM, a second Ctrl-C, the
+    # terminal's SIGHUP) is ignored so that it cannot interrupt the servers being stopped.
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+    raise Stop(signal.Signals(signum).name)
+
+
+def say(text: str, err: bool = False) -> None:
+    try:
+        print(text, file=sys.stderr if err else sys.stdout, flush=True)
+    except OSError:  # the terminal is gone (SIGHUP): stopping the servers matters more than the message
+        pass
 
 
 def main(argv=None) -> int:
@@ -21,31 +45,43 @@ def main(argv=None) -> int:
     ap.add_argument("--ui-port", type=int, default=8501)
     args = ap.parse_args(argv)
     if not (config.MODEL_DIR / "model.keras").exists():
-        print(f"no model in {config.MODEL_DIR}: run `make train` first", file=sys.stderr)
+        say(f"no model in {config.MODEL_DIR}: run `make train` first", err=True)
+        return 1
+    try:
+        procs.check_ports_free(args.api_port, args.ui_port, host=args.host)
+    except procs.PortInUse as err:
+        say(f"skinscan serve: {err} (e.g. make serve API_PORT=3001 UI_PORT=8502)", err=True)
         return 1
     api_url = f"http://{args.host}:{args.api_port}"
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even if started with SIGINT ignored
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` stops both servers too (via finally)
-    api = subprocess.Popen(procs.api_command(args.api_port, args.host), start_new_session=True)
-    ui = subprocess.Popen(procs.ui_command(args.ui_port, args.host), env={**os.environ, "SKINSCAN_API_URL": api_url},
-                          start_new_session=True)
-    servers = [api, ui]
+    ui_url = f"http://{args.host}:{args.ui_port}"
+    servers = []
+    for s in STOP_SIGNALS:
+        signal.signal(s, on_stop_signal)
     try:
-        print(f"starting the API at {api_url} (loading the model) ...", flush=True)
+        servers.append(procs.spawn(procs.api_command(args.api_port, args.host)))
+        # Streamlit's stdout only repeats the URL printed below; and once the terminal is gone (SIGHUP) its
+        # "Stopping..." print fails and aborts its own shutdown. Its log (stderr) stays on the terminal.
+        servers.append(procs.spawn(procs.ui_command(args.ui_port, args.host), env={"SKINSCAN_API_URL": api_url},
+                                   stdout=subprocess.DEVNULL))
+        api, ui = servers
+        say(f"starting the API at {api_url} (loading the model) ...")
         if not procs.wait_ready(f"{api_url}/readyz", api, 300):
-            print("the API did not become ready; see its log above", file=sys.stderr)
+            say("the API did not become ready; see its log above", err=True)
             return 1
-        procs.wait_ready(f"http://{args.host}:{args.ui_port}/_stcore/health", ui, 60)
-        print(f"\n  skinscan API: {api_url}   (docs: {api_url}/docs, try: curl -F image=@photo.jpg {api_url}/predict)"
-              f"\n  skinscan UI:  http://{args.host}:{args.ui_port}\n\nCtrl-C stops both.", flush=True)
+        procs.wait_ready(f"{ui_url}/_stcore/health", ui, 60)
+        say(f"\n  skinscan API: {api_url}   (docs: {api_url}/docs, try: curl -F image=@photo.jpg {api_url}/predict)"
+            f"\n  skinscan UI:  {ui_url}\n\nCtrl-C stops both.")
         while all(p.poll() is None for p in servers):
             time.sleep(1)
+        say("a server stopped on its own; stopping the other", err=True)
         return 1
-    except KeyboardInterrupt:
+    except Stop as stop:
+        say(f"\n{stop}: stopping the API and the UI ...")
         return 0
     finally:
-        for p in servers:
-            procs.stop(p)
+        for s in STOP_SIGNALS:  # a signal now would leave half-stopped servers: finish first
+            signal.signal(s, signal.SIG_IGN)
+        procs.stop(*servers)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """Shared fixtures: real data paths (skip when absent), the shipped model, a real `bentoml serve` on loopback."""
 from __future__ import annotations
 
+import http.server
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -49,3 +52,58 @@ def start_server(cmd: list[str], ready_url: str, name: str, timeout: float = 240
 
 
 stop_server = procs.stop
+
+
+DROP = "drop"  # a scripted answer: close the connection without answering (a server that died mid-request)
+
+
+class Scripted(http.server.ThreadingHTTPServer):
+    """A small HTTP server on loopback for answers the real API cannot be made to give on demand (503 with
+    Retry-After, a 500 page, a non-JSON 200, a hang, a dropped connection).
+
+    Each request gets the next (status, headers, body, delay) of ``routes[path]`` (or of ``script`` for other
+    paths); the last entry repeats. ``times`` records when requests came."""
+
+    def __init__(self, script: list | None = None, routes: dict | None = None):
+        self.script, self.routes, self.times = list(script or [(404, {}, b"", 0)]), dict(routes or {}), []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def handle_one(self):
+                server = self.server
+                server.times.append(time.monotonic())
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                queue = server.routes.get(self.path.split("?")[0], server.script)
+                answer = queue.pop(0) if len(queue) > 1 else queue[0]
+                if answer == DROP:
+                    self.close_connection = True
+                    return
+                status, headers, body, delay = answer
+                time.sleep(delay)
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the client gave up (timeout tests)
+                    pass
+
+            do_GET = do_POST = handle_one
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.shutdown()
+        self.server_close()

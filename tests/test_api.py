@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -13,10 +15,21 @@ from skinscan import config
 pytestmark = pytest.mark.slow
 
 
-def real_photo(cls: str = "shingles") -> bytes:
-    folder = config.DATA_ROOT / "skin8" / "train" / cls
-    if folder.is_dir():
-        return sorted(folder.iterdir())[0].read_bytes()
+def test_photo_path(cls: str, index: int = 0):
+    """A test-split photo of ``cls`` (never trained on, per split.json), or None without data."""
+    split = json.loads((config.MODEL_DIR / "split.json").read_text())["files"]
+    rel = sorted(f for f, v in split.items() if v["split"] == "test" and f.split("/")[0] == cls)[index]
+    path = config.DATA_ROOT / "skin8" / "train" / rel
+    return path if path.exists() else None
+
+
+test_photo_path.__test__ = False  # a helper, not a test
+
+
+def real_photo(cls: str = "shingles", index: int = 0) -> bytes:
+    path = test_photo_path(cls, index)
+    if path is not None:
+        return path.read_bytes()
     # no data: a generated skin-toned photo with a reddish patch
     rng = np.random.default_rng(0)
     img = np.full((300, 300, 3), (205, 160, 140), np.uint8) + rng.integers(0, 20, (300, 300, 3), dtype=np.uint8)
@@ -45,7 +58,8 @@ def test_predict_result_shape(api_url):
     r = post(f"{api_url}/predict", files={"image": ("photo.jpg", real_photo(), "image/jpeg")})
     assert r.status_code == 200, r.text
     res = r.json()
-    assert res["verdict"] in ("disease", "unknown", "not_skin")
+    assert res["verdict"] in ("disease", "unknown")  # a test-split shingles photo is skin
+    assert "shingles" in [d["id"] for d in res["differential"]], res["differential"]
     assert set(res) >= {"verdict", "disease", "differential", "quality", "skin", "unknown", "info", "model",
                         "timings_ms", "disclaimer"}
     assert res["skin"]["is_skin"] is True  # a real shingles photo is skin
@@ -117,9 +131,11 @@ def test_batch_with_one_broken_file(api_url):
     assert r.status_code == 200, r.text
     out = r.json()
     assert len(out) == 3
-    assert out[0]["verdict"] in ("disease", "unknown", "not_skin")
-    assert out[1] == {"error": {"code": "not_an_image", "message": out[1]["error"]["message"]}}
-    assert out[2]["verdict"] in ("disease", "unknown", "not_skin")
+    single = post(f"{api_url}/predict", files={"image": ("broken.jpg", b"garbage bytes", "image/jpeg")}).json()
+    assert out[1] == single == {"error": {"code": "not_an_image", "message": single["error"]["message"]}}
+    assert "not an image" in out[1]["error"]["message"]
+    assert out[0]["verdict"] in ("disease", "unknown") and "shingles" in [d["id"] for d in out[0]["differential"]]
+    assert out[2]["verdict"] in ("disease", "unknown") and "nail_fungus" in [d["id"] for d in out[2]["differential"]]
 
 
 def test_diseases(api_url):
@@ -151,10 +167,72 @@ def test_metrics_count_verdicts_and_errors(api_url):
     after = requests.get(f"{api_url}/metrics", timeout=30).text
     assert metric(after, "skinscan_input_errors_total", 'code="not_an_image"') == \
         metric(before, "skinscan_input_errors_total", 'code="not_an_image"') + 1
-    assert sum(metric(after, "skinscan_verdicts_total", f'verdict="{v}"') for v in ("disease", "unknown", "not_skin")) >= \
-        sum(metric(before, "skinscan_verdicts_total", f'verdict="{v}"') for v in ("disease", "unknown", "not_skin")) + 1
+    verdict = r.json()["verdict"]
+    for v in ("disease", "unknown", "not_skin"):  # exactly one more for the dark photo's verdict, none for the others
+        assert metric(after, "skinscan_verdicts_total", f'verdict="{v}"') == \
+            metric(before, "skinscan_verdicts_total", f'verdict="{v}"') + (v == verdict)
     assert metric(after, "skinscan_quality_warnings_total", 'code="too_dark"') == \
         metric(before, "skinscan_quality_warnings_total", 'code="too_dark"') + 1
+
+
+def non_skin_photo() -> bytes:
+    path = config.DATA_ROOT / "non_skin" / "n04285008_sports_car.JPEG"
+    if not path.exists():
+        pytest.skip(f"no data at {path}")
+    return path.read_bytes()
+
+
+def test_non_skin_photo_is_not_skin(api_url):
+    r = post(f"{api_url}/predict", files={"image": ("car.jpg", non_skin_photo(), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    res = r.json()
+    assert res["verdict"] == "not_skin" and res["skin"]["is_skin"] is False
+    assert res["disease"] is None and res["differential"] == [] and res["info"] is None
+
+
+def same_result(a: dict, b: dict) -> bool:
+    """The same verdict and differential (ids exact, probabilities to 1e-3: batching may change float rounding)."""
+    return a["verdict"] == b["verdict"] and [d["id"] for d in a["differential"]] == [d["id"] for d in b["differential"]] \
+        and all(abs(x["probability"] - y["probability"]) < 1e-3 for x, y in zip(a["differential"], b["differential"]))
+
+
+def test_batch_keeps_order_and_matches_single_predictions(api_url):
+    grey = encode(np.full((300, 300, 3), 128, np.uint8))
+    photos = [real_photo("shingles"), b"junk", real_photo("chickenpox"), grey, non_skin_photo(), real_photo("impetigo")]
+    r = post(f"{api_url}/predict_batch", files=[("image", (f"p{i}.jpg", p, "image/jpeg")) for i, p in enumerate(photos)])
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert len(out) == len(photos)
+    assert out[1]["error"]["code"] == "not_an_image" and out[3]["error"]["code"] == "unusable_image"
+    assert out[4]["verdict"] == "not_skin"
+    for i in (0, 2, 4, 5):
+        single = post(f"{api_url}/predict", files={"image": ("p.jpg", photos[i], "image/jpeg")}).json()
+        assert same_result(out[i], single), (i, out[i]["differential"], single["differential"])
+
+
+def test_batch_of_only_bad_files_and_of_none(api_url):
+    files = [("image", ("a.jpg", b"", "image/jpeg")), ("image", ("b.jpg", b"junk", "image/jpeg"))]
+    r = post(f"{api_url}/predict_batch", files=files)
+    assert r.status_code == 200 and [e["error"]["code"] for e in r.json()] == ["empty", "not_an_image"]
+    assert_error(post(f"{api_url}/predict_batch", files={"note": ("n.txt", b"x", "text/plain")}), 400, "missing_field")
+    too_many = [("image", (f"{i}.jpg", b"x", "image/jpeg")) for i in range(config.MAX_BATCH_FILES + 1)]
+    assert_error(post(f"{api_url}/predict_batch", files=too_many), 400, "too_many_files")
+    exactly = [("image", (f"{i}.jpg", b"x", "image/jpeg")) for i in range(config.MAX_BATCH_FILES)]
+    r = post(f"{api_url}/predict_batch", files=exactly)
+    assert r.status_code == 200 and len(r.json()) == config.MAX_BATCH_FILES
+
+
+def test_concurrent_requests_each_get_their_own_answer(api_url):
+    """16 requests at once, 4 different photos: every answer is 200 and is the answer for its own photo."""
+    photos = [real_photo("shingles"), real_photo("nail_fungus"), non_skin_photo(), real_photo("chickenpox")]
+    alone = [post(f"{api_url}/predict", files={"image": ("p.jpg", p, "image/jpeg")}).json() for p in photos]
+    jobs = [i % len(photos) for i in range(16)]
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda i: post(f"{api_url}/predict", files={"image": ("p.jpg", photos[i], "image/jpeg")}),
+                                jobs))
+    assert [a.status_code for a in answers] == [200] * len(jobs)
+    for i, a in zip(jobs, answers):
+        assert same_result(a.json(), alone[i]), (i, a.json()["differential"], alone[i]["differential"])
 
 
 def test_docs_and_health_stay_on(api_url):
@@ -167,4 +245,4 @@ def test_server_still_answers_after_everything(api_url):
     # runs last in this module: every bad request above must have left the server healthy
     assert requests.get(f"{api_url}/readyz", timeout=10).status_code == 200
     r = post(f"{api_url}/predict", files={"image": ("photo.jpg", real_photo(), "image/jpeg")})
-    assert r.status_code == 200 and r.json()["verdict"] in ("disease", "unknown", "not_skin")
+    assert r.status_code == 200 and r.json()["verdict"] in ("disease", "unknown")

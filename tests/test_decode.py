@@ -105,15 +105,23 @@ def test_exif_orientation_6_is_applied():
 @pytest.mark.parametrize("orientation", [1, 0, 9])
 def test_normal_or_invalid_exif_orientation_leaves_the_image_alone(orientation):
     img = _photo()
+    img.paste((255, 0, 0), (0, 0, 12, 12))  # a red block top-left: a mirror or rotation would move it
     exif = img.getexif()
     exif[0x0112] = orientation
-    _assert_rgb_uint8(decode_image(_encode(img, "JPEG", exif=exif.tobytes())), 40, 60)
+    out = decode_image(_encode(img, "JPEG", quality=95, exif=exif.tobytes()))
+    _assert_rgb_uint8(out, 40, 60)
+    # the same pixels as the same JPEG without any EXIF, and close to the original picture
+    assert np.array_equal(out, decode_image(_encode(img, "JPEG", quality=95)))
+    assert np.abs(out.astype(int) - np.asarray(img).astype(int)).mean() < 6
+    assert out[2:10, 2:10, 0].mean() > 200 and out[2:10, 2:10, 1].mean() < 60
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
 def test_corrupt_exif_does_not_reject_a_good_photo():
     junk_exif = b"Exif\x00\x00II*\x00\x08\x00\x00\x00" + b"\xff" * 20
-    _assert_rgb_uint8(decode_image(_encode(_photo(), "JPEG", exif=junk_exif)), 40, 60)
+    out = decode_image(_encode(_photo(), "JPEG", exif=junk_exif))
+    _assert_rgb_uint8(out, 40, 60)
+    assert np.array_equal(out, decode_image(_encode(_photo(), "JPEG")))
 
 
 # --- modes --------------------------------------------------------------------------------------------------

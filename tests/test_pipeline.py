@@ -24,6 +24,24 @@ def split(model_dir):
     return json.loads((model_dir / "split.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def measured(model_dir) -> dict:
+    """The shipped model's own figures (metrics.json, gates.json): the floors below are these minus TOLERANCE."""
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    gates = json.loads((model_dir / "gates.json").read_text())["report"]
+    rejected = gates["skin"]["real_skin_rejected"]
+    in_scope = next(v["rate"] for k, v in rejected.items() if k.startswith("skin8 test"))
+    return {"accuracy": metrics["accuracy"], "skin_rejected": in_scope,
+            "non_skin_accepted": gates["skin"]["non_skin_accepted"]["rate"],
+            "false_unknown": gates["unknown"]["false_unknown_rate"]["test"],
+            "heldout_detected": float(np.mean([v for v in gates["unknown"]["heldout_detected_rate"].values()
+                                               if v is not None]))}
+
+
+# A sample of 24 test photos (3 per class) or 10-20 other photos: a rate measured on it may sit this far below the
+# model's full-split figure by chance (about 2-3 standard errors at these sizes); more than that is a regression.
+TOLERANCE = 0.12
+
 
 def test_result_shape(pipeline, data_root):
     photo = sorted((data_root / "skin8" / "train" / "shingles").iterdir())[0]
@@ -35,39 +53,45 @@ def test_result_shape(pipeline, data_root):
     assert 0.0 <= r["skin"]["score"] <= 1.0 and isinstance(r["unknown"]["is_unknown"], bool)
 
 
-def test_in_scope_test_photos_are_classified(pipeline, split, data_root):
-    """Grouped test-split photos (never trained on): skin, mostly recognised, mostly the right label."""
+def test_in_scope_test_photos_are_classified(pipeline, split, data_root, measured):
+    """Grouped test-split photos (never trained on): skin, recognised and right as often as the model card says."""
     by_class = {}
     for f, v in sorted(split["files"].items()):
         if v["split"] == "test":
             by_class.setdefault(f.split("/")[0], []).append(f)
     files = [f for c in config.CLASS_IDS for f in by_class[c][:3]]
     results = pipeline.run_batch([(data_root / "skin8" / "train" / f).read_bytes() for f in files])
-    assert np.mean([r["skin"]["is_skin"] for r in results]) >= 0.95  # measured: ~1% of real skin rejected
-    assert np.mean([r["verdict"] == "disease" for r in results]) >= 0.75
-    assert np.mean([bool(r["differential"]) and r["differential"][0]["id"] == f.split("/")[0]
-                    for f, r in zip(files, results)]) >= 0.7
+    skin = np.mean([r["skin"]["is_skin"] for r in results])
+    named = np.mean([r["verdict"] == "disease" for r in results])
+    top1 = np.mean([bool(r["differential"]) and r["differential"][0]["id"] == f.split("/")[0]
+                    for f, r in zip(files, results)])
+    assert skin >= 1 - measured["skin_rejected"] - TOLERANCE, skin
+    assert named >= 1 - measured["skin_rejected"] - measured["false_unknown"] - TOLERANCE, named
+    assert top1 >= measured["accuracy"] - TOLERANCE, (top1, measured["accuracy"])
     for r in results:
         if r["verdict"] == "disease":
             assert r["info"]["id"] == r["disease"]["id"] and r["info"]["symptoms"]
+            assert r["disease"] == r["differential"][0]
 
 
-def test_non_skin_photos_are_rejected(pipeline, data_root):
+def test_non_skin_photos_are_rejected(pipeline, data_root, measured):
     photos = sorted((data_root / "non_skin").iterdir())[::50]  # 10 everyday photos, incl. some with people
     results = pipeline.run_batch([p.read_bytes() for p in photos])
     rejected = [r["verdict"] == "not_skin" for r in results]
-    assert np.mean(rejected) >= 0.9, [p.name for p, ok in zip(photos, rejected) if not ok]
-    assert all(r["disease"] is None and r["differential"] == [] for r, ok in zip(results, rejected) if ok)
+    assert np.mean(rejected) >= 1 - measured["non_skin_accepted"] - TOLERANCE, \
+        [p.name for p, ok in zip(photos, rejected) if not ok]
+    assert all(r["disease"] is None and r["differential"] == [] and r["info"] is None
+               for r, ok in zip(results, rejected) if ok)
 
 
-def test_heldout_conditions_are_skin_and_often_unknown(pipeline, split, data_root):
-    """Conditions the model and gates never saw: still skin, and called unknown more often than in-scope photos."""
+def test_heldout_conditions_are_skin_and_often_unknown(pipeline, split, data_root, measured):
+    """Conditions the model and gates never saw: still skin, and called unknown about as often as gates.json says."""
     photos = []
     for cond in split["unknown_holdout_conditions"]:
         photos += sorted((data_root / "other_conditions" / cond).iterdir())[:5]
     results = pipeline.run_batch([p.read_bytes() for p in photos])
-    assert np.mean([r["skin"]["is_skin"] for r in results]) >= 0.95
-    assert np.mean([r["verdict"] == "unknown" for r in results]) >= 0.4
+    assert np.mean([r["skin"]["is_skin"] for r in results]) >= 1 - measured["skin_rejected"] - TOLERANCE
+    assert np.mean([r["verdict"] == "unknown" for r in results]) >= measured["heldout_detected"] - 2 * TOLERANCE
     for r in results:
         if r["verdict"] == "unknown":
             assert r["disease"] is None and r["info"] is None and len(r["differential"]) == 3

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from skinscan import config, knowledge
 from skinscan.client import Client, ClientError
-from conftest import ARTIFACTS, ROOT, free_port, start_server, stop_server
+from conftest import ARTIFACTS, DROP, ROOT, Scripted, free_port, start_server, stop_server
 
 APP = str(ROOT / "ui" / "app.py")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -169,6 +170,7 @@ def test_upload_shows_result_card(ui_env, sample):
     assert not problems
     check = at.tabs[0]
     assert [h.value for h in check.header] == ["Result", "About this condition"]
+    assert len(check.image) == 1  # the uploaded photo, beside its result
     disease, info = result["disease"], result["info"]
     assert f"Most likely: {disease['name']}, {pct(disease['probability'])}" in [s.value for s in check.subheader]
     urgency_box = {"urgent": check.error, "see_doctor": check.warning, "self_care": check.info}[info["urgency"]]
@@ -284,3 +286,99 @@ def test_browser_upload_shows_result(api_url, sample):
     finally:
         stop_server(proc)
     assert (ARTIFACTS / "ui_result.png").stat().st_size > 10_000
+
+
+# --- API failures the user must see explained -----------------------------------------------------------------
+def json_answer(body, status: int = 200, headers: dict | None = None):
+    return (status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body).encode(), 0)
+
+
+def stub_routes(sample_result: dict | None = None, **override) -> dict:
+    """A scripted API that is ready and answers like the real one, except for ``override`` (path -> answers)."""
+    cards = [knowledge.card(c) for c in config.CLASS_IDS]
+    routes = {"/readyz": [(200, {}, b"", 0)], "/diseases": [json_answer(cards)],
+              "/model": [json_answer({"test": {}, "gates": {}, "figures": []})],
+              "/predict": [json_answer(sample_result or {})]}
+    routes.update(override)
+    return routes
+
+
+def upload(at, data: bytes, name: str = "photo.jpg"):
+    return at.file_uploader[0].set_value((name, data, "image/jpeg")).run()
+
+
+@pytest.mark.slow
+def test_rejected_photo_shows_the_reason(ui_env):
+    at = app_test().run()
+    upload(at, b"this is a text file, not a photo", "notes.jpg")
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.tabs[0].error]
+    assert len(errors) == 1 and errors[0].startswith("This photo could not be checked.")
+    assert "not an image" in errors[0]  # the API's own explanation
+    assert "cannot be shown as a picture" in texts(at.tabs[0])
+    assert not at.tabs[0].header  # no result card
+
+
+def test_api_dies_after_the_page_loaded(monkeypatch, sample_photo_bytes):
+    server = Scripted(routes=stub_routes())
+    monkeypatch.setenv("SKINSCAN_API_URL", server.url)
+    at = app_test().run()
+    assert not at.exception and [t.label for t in at.tabs] == TABS
+    server.close()  # the API goes away while the page is open
+    upload(at, sample_photo_bytes)
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1 and "not available right now" in at.error[0].value
+
+
+def test_api_drops_the_request_for_the_photo(monkeypatch, sample_photo_bytes):
+    """Ready, but the connection dies during POST /predict (the client retries, then gives up)."""
+    with Scripted(routes=stub_routes(**{"/predict": [DROP]})) as server:
+        monkeypatch.setenv("SKINSCAN_API_URL", server.url)
+        at = app_test().run()
+        upload(at, sample_photo_bytes)
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.tabs[0].error]
+    assert len(errors) == 1 and "not available right now" in errors[0] and "not reachable" in errors[0]
+    assert len(at.tabs[0].image) == 1  # the photo is still shown beside the message
+
+
+def test_api_busy_and_internal_error(monkeypatch, sample_photo_bytes):
+    busy = json_answer({"error": {"code": "busy", "message": "skinscan is busy; try again in a few seconds."}}, 503,
+                       {"Retry-After": "0"})
+    with Scripted(routes=stub_routes(**{"/predict": [busy]})) as server:
+        monkeypatch.setenv("SKINSCAN_API_URL", server.url)
+        at = app_test().run()
+        upload(at, sample_photo_bytes)
+    assert not at.exception
+    assert any("busy right now" in w.value for w in at.tabs[0].warning) and not at.tabs[0].error
+    broken = json_answer({"error": {"code": "internal_error", "message": "Something went wrong on our side."}}, 500)
+    with Scripted(routes=stub_routes(**{"/predict": [broken]})) as server:
+        monkeypatch.setenv("SKINSCAN_API_URL", server.url)
+        at = app_test().run()
+        upload(at, sample_photo_bytes)
+    assert not at.exception
+    assert len(at.tabs[0].error) == 1 and "not available right now" in at.tabs[0].error[0].value
+
+
+@pytest.mark.slow
+def test_model_card_fails_but_results_still_show(monkeypatch, sample):
+    path, result = sample
+    page = (500, {"Content-Type": "text/html"}, b"<h1>Internal Server Error</h1>", 0)
+    with Scripted(routes=stub_routes(result, **{"/model": [page]})) as server:
+        monkeypatch.setenv("SKINSCAN_API_URL", server.url)
+        at = app_test().run()
+        about_errors = [e.value for e in at.tabs[2].error]
+        assert len(about_errors) == 1 and "not available right now" in about_errors[0]
+        upload(at, path.read_bytes(), path.name)
+    assert not at.exception, [e.value for e in at.exception]
+    check = at.tabs[0]
+    assert [h.value for h in check.header] == ["Result", "About this condition"]  # without the gates' thresholds
+    assert f"Most likely: {result['disease']['name']}" in check.subheader[0].value
+
+
+@pytest.fixture(scope="module")
+def sample_photo_bytes() -> bytes:
+    folder = config.DATA_ROOT / "skin8" / "train" / "shingles"
+    if not folder.is_dir():
+        pytest.skip(f"no data at {folder}")
+    return sorted(folder.iterdir())[0].read_bytes()

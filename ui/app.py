@@ -8,6 +8,7 @@ answer for the current photo is kept in this browser session so a rerun does not
 """
 from __future__ import annotations
 
+import io
 import os
 
 import pandas as pd
@@ -49,7 +50,8 @@ UNKNOWN_MESSAGE = (
     "or pharmacist."
 )
 API_DOWN_HINT = "Please try again in a minute. If it keeps happening, the skinscan service may be down."
-CONNECTION_CODES = {"api_unreachable", "timeout", "server_error", "bad_response"}
+CONNECTION_CODES = {"api_unreachable", "timeout", "server_error", "bad_response", "internal_error"}
+BUSY_CODES = {"busy"}  # 503 after the client's retries
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -82,9 +84,39 @@ def num(x, digits: int = 3) -> str:
 def show_api_error(err: ClientError) -> None:
     """A friendly message for a failed API call (never a traceback)."""
     if err.code in CONNECTION_CODES:
-        st.error(f"The skinscan service is not available right now. {err.message} {API_DOWN_HINT}")
+        st.error(f"The skinscan service is not available right now. {md(err.message)} {API_DOWN_HINT}")
+    elif err.code in BUSY_CODES:
+        st.warning(f"The skinscan service is busy right now. Please try again in a few seconds. ({md(err.message)})")
     else:
-        st.error(f"Something went wrong asking the skinscan service: {err.message}")
+        st.error(f"Something went wrong asking the skinscan service: {md(err.message)}")
+
+
+def show_photo_error(err: ClientError) -> None:
+    """The photo was not analysed: a service problem, or the API refused this photo (4xx) and says why."""
+    if err.code in CONNECTION_CODES or err.code in BUSY_CODES:
+        show_api_error(err)
+    else:
+        st.error(f"This photo could not be checked. {md(err.message)}")
+
+
+def preview(data: bytes):
+    """The uploaded photo, upright (EXIF orientation) and at most 800 px, or None if it cannot be shown."""
+    try:
+        from PIL import Image, ImageOps
+
+        img = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+        img.thumbnail((800, 800))
+        return img.convert("RGB")
+    except Exception:  # not an image, truncated, a bomb: the API's answer explains it
+        return None
+
+
+def show_photo(data: bytes | None) -> None:
+    img = preview(data) if data else None
+    if img is None:
+        st.caption("(this file cannot be shown as a picture)")
+    else:
+        st.image(img, caption="Your photo", width="stretch")
 
 
 def bar_chart(df: pd.DataFrame, label: str, value: str, probabilities: bool = False) -> None:
@@ -201,8 +233,7 @@ def render_card(card: dict, heading: bool = True) -> None:
                                                 for s in sources))
 
 
-def render_result(result: dict, gates: dict | None = None) -> None:
-    """The result card for one API result (the dict of POST /predict)."""
+def render_headline(result: dict) -> None:
     st.header("Result")
     verdict = result.get("verdict")
     info = result.get("info")
@@ -215,6 +246,20 @@ def render_result(result: dict, gates: dict | None = None) -> None:
         st.subheader(f"Most likely: {md(disease.get('name', '?'))}, {prob(disease.get('probability'))}")
         if info:
             render_urgency(info)
+
+
+def render_result(result: dict, gates: dict | None = None, photo: bytes | None = None) -> None:
+    """The result card for one API result (the dict of POST /predict), beside the photo when given."""
+    verdict = result.get("verdict")
+    info = result.get("info")
+    if photo is not None:
+        left, right = st.columns([2, 3])
+        with left:
+            show_photo(photo)
+        with right:
+            render_headline(result)
+    else:
+        render_headline(result)
     render_quality(result.get("quality"))
     if verdict == "disease":
         render_differential(result.get("differential") or [])
@@ -248,17 +293,18 @@ def page_check(client: Client) -> None:
                 result = client.predict(photo.getvalue())
         except ClientError as err:
             st.session_state.pop("last_result", None)
-            if err.code in CONNECTION_CODES:
-                show_api_error(err)
-            else:
-                st.error(f"This photo could not be checked. {md(err.message)}")
+            left, right = st.columns([2, 3])
+            with left:
+                show_photo(photo.getvalue())
+            with right:
+                show_photo_error(err)
             return
         st.session_state["last_result"] = {"key": key, "result": result}
     try:
         gates = fetch_model(client.url).get("gates")
     except ClientError:
         gates = None  # the result still shows, only without the gates' thresholds
-    render_result(result, gates)
+    render_result(result, gates, photo=photo.getvalue())
 
 
 def page_conditions(client: Client) -> None:

@@ -1,0 +1,91 @@
+"""The API's failure paths that a healthy server cannot be made to take on demand, in-process on the real FastAPI
+app: the 500 and 503 handlers (JSON error shape, Retry-After), 404/405, and the classifier call's retry."""
+from __future__ import annotations
+
+import asyncio
+import warnings
+
+import aiohttp
+import bentoml
+import numpy as np
+import pytest
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+import service.service as api
+
+
+@pytest.fixture
+def client():
+    return TestClient(api.app, raise_server_exceptions=False)
+
+
+def assert_error(resp, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code and len(body["error"]["message"]) > 10
+    return body
+
+
+def test_unexpected_exception_is_500_json(client):
+    # outside `bentoml serve` there is no service instance: the route fails like any unexpected bug would
+    assert_error(client.get("/diseases"), 500, "internal_error")
+
+
+def test_overload_is_503_json_with_retry_after(client, monkeypatch):
+    def shedding():
+        raise bentoml.exceptions.ServiceUnavailable("queue full")
+
+    monkeypatch.setattr(api, "service", shedding)
+    resp = client.get("/model")
+    assert_error(resp, 503, "busy")
+    assert int(resp.headers["Retry-After"]) > 0
+
+
+def test_404_and_405_use_the_error_shape(client):
+    assert_error(client.get("/predict"), 405, "method_not_allowed")
+    assert_error(client.get("/model/nope.png"), 404, "not_found")
+
+
+class Forward:
+    """Stands in for the classifier service's client: fails ``failures`` times with ``error``, then answers."""
+
+    def __init__(self, failures: int, error: Exception):
+        self.failures, self.error, self.calls = failures, error, 0
+
+    async def forward(self, x):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return np.ones((1, 3), np.float32)
+
+
+class Owner:
+    def __init__(self, forward: Forward):
+        self.classifier = type("Dep", (), {"to_async": forward})()
+
+
+@pytest.mark.parametrize("error", [bentoml.exceptions.ServiceUnavailable("shed"),
+                                   aiohttp.ClientConnectionError("closed")])
+def test_classifier_call_is_retried(error, monkeypatch):
+    monkeypatch.setattr(asyncio, "sleep", _no_sleep)
+    fwd = Forward(2, error)
+    out = asyncio.run(api.SkinScan.inner.classify(Owner(fwd), np.zeros((224, 224, 3), np.float32)))
+    assert fwd.calls == 3 and out.shape == (1, 3)
+
+
+def test_classifier_retries_are_bounded(monkeypatch):
+    monkeypatch.setattr(asyncio, "sleep", _no_sleep)
+    fwd = Forward(5, bentoml.exceptions.ServiceUnavailable("shed"))
+    with pytest.raises(bentoml.exceptions.ServiceUnavailable):
+        asyncio.run(api.SkinScan.inner.classify(Owner(fwd), np.zeros((224, 224, 3), np.float32)))
+    assert fwd.calls == 3
+
+
+_real_sleep = asyncio.sleep
+
+
+async def _no_sleep(seconds, *args, **kwargs):
+    await _real_sleep(0)
