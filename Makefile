@@ -19,19 +19,22 @@ venv: $(STAMP)
 backbone: venv  ## convert the ImageNet EfficientNet-Lite checkpoint to Keras (cached in models/backbone/)
 	$(PY) -m training.convert_backbone
 
-FEATURES := cache/features-lite2.npz
+FEATURES := cache/features-lite0.npz
 
 $(FEATURES): $(STAMP)
-	$(PY) -m training.features --backbone lite2 --views 2
+	$(PY) -m training.features --backbone lite0 --views 2
 
 features: $(FEATURES)  ## cache frozen-backbone embeddings of every photo in ../shared/data (cache/, ~15 min on 2 cores)
 
-train: $(FEATURES)  ## reproduce the shipped model: head, gates, calibration, quality thresholds, MODEL_CARD.md
+FOLDS := dermnet nailweb
+
+crossval: $(FEATURES)  ## leave-one-source-out fold models (cache/folds/SOURCE, ~20 min each on 2 cores)
+	for s in $(FOLDS); do $(PY) -m training.train --holdout-source $$s --out cache/folds/$$s || exit 1; done
+
+train: $(FEATURES)  ## the shipped model (~20 min), then calibration and gates from the folds of make crossval, MODEL_CARD.md
 	$(PY) -m training.fit_quality
 	$(PY) -m training.train
-
-crossval: $(FEATURES)  ## leave-one-source-out comparison of the candidate head settings (needs make features)
-	$(PY) -m training.crossval --weighting class source source_sqrt --c 0.3 1 3 --out cache/crossval-grid.json
+	$(PY) -m training.calibrate
 
 serve: venv  ## API on http://$(API_HOST):$(API_PORT), UI on http://$(API_HOST):$(UI_PORT)
 	$(PY) -m skinscan.serve --host $(API_HOST) --api-port $(API_PORT) --ui-port $(UI_PORT)

@@ -45,9 +45,10 @@ def main(argv=None):
     ap.add_argument("--model", default=str(config.MODEL_DIR))
     ap.add_argument("--folds", default=str(config.ROOT / "cache" / "folds"))
     ap.add_argument("--seed", type=int, default=config.SEED)
+    ap.add_argument("--features", default=None, help="embeddings file of training.features (default: the cache)")
     args = ap.parse_args(argv)
     model_dir = Path(args.model)
-    feats = crossval.load_features(config.BACKBONE)  # the catalogue, groups and sources in one order
+    feats = crossval.load_features(config.BACKBONE, path=args.features)  # the catalogue, groups and sources in one order
     masks = crossval.grouped_masks(feats, args.seed)
     paths, y, kinds, sources, groups = feats["paths"], feats["y"], feats["kinds"], feats["sources"], feats["groups"]
     rng = np.random.default_rng(args.seed)

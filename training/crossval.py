@@ -105,8 +105,8 @@ def fold_predictions(feats, train, test, weighting, c, nonskin_fit):
     return logits, skin
 
 
-def load_features(name: str, colour_constancy: bool = False) -> dict:
-    f = features.load(name, colour_constancy)
+def load_features(name: str, colour_constancy: bool = False, path=None) -> dict:
+    f = features.load(name, colour_constancy, path)
     recs = f.pop("records")
     f["y"] = head_targets(recs)
     f["sources"] = np.array([r["source"] for r in recs])

@@ -11,6 +11,7 @@ import argparse
 import csv
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -49,6 +50,15 @@ def catalogue(root: Path = config.DATA_ROOT) -> list[dict]:
     return sorted(out, key=lambda r: r["path"])
 
 
+def first_per_label(records: list[dict], limit: int) -> list[dict]:
+    taken, kept = Counter(), []
+    for r in records:
+        taken[r["label"]] += 1
+        if taken[r["label"]] <= limit:
+            kept.append(r)
+    return kept
+
+
 def frozen_backbone(variant: str):
     """The ImageNet EfficientNet-Lite without its classifier: image -> 1280-d embedding."""
     import keras
@@ -69,8 +79,12 @@ def cache_path(name: str, colour_constancy: bool = False) -> Path:
     return CACHE_DIR / f"features-{name}{'-cc' if colour_constancy else ''}.npz"
 
 
-def build(variant: str, views: int, colour_constancy: bool, seed: int = config.SEED, root: Path = config.DATA_ROOT):
+def build(variant: str, views: int, colour_constancy: bool, seed: int = config.SEED, root: Path = config.DATA_ROOT,
+          limit: int = 0, path: Path | None = None):
+    """Embed every photo (or the first ``limit`` of each label, for smoke tests) into ``path`` (default: the cache)."""
     records = catalogue(root)
+    if limit:
+        records = first_per_label(records, limit)
     t0 = time.time()
     images = [data.shrink(data.load_rgb(root / r["path"]), 400) for r in tqdm(records, desc="decode", unit="img")]
     groups = data.group_near_duplicates([data.dhash(im) for im in images])
@@ -83,16 +97,16 @@ def build(variant: str, views: int, colour_constancy: bool, seed: int = config.S
     for v in range(views):
         out[f"aug{v}"] = embed_images(model, images, size, lambda im: data.photo_conditions(data.augment(im, rng), rng))
         print(f"  view {v + 1}/{views} done ({(time.time() - t0) / 60:.1f} min)")
-    path = cache_path(variant, colour_constancy)
+    path = Path(path or cache_path(variant, colour_constancy))
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, paths=np.array([r["path"] for r in records]), groups=np.array(groups), **out)
     print(f"{len(records)} photos x {2 + views} views -> {path} in {(time.time() - t0) / 60:.1f} min")
     return path
 
 
-def load(name: str, colour_constancy: bool = False) -> dict:
+def load(name: str, colour_constancy: bool = False, path: Path | None = None) -> dict:
     """The cached arrays plus the catalogue records in the same order."""
-    with np.load(cache_path(name, colour_constancy)) as z:
+    with np.load(path or cache_path(name, colour_constancy)) as z:
         arrays = {k: z[k] for k in z.files}
     by_path = {r["path"]: r for r in catalogue()}
     arrays["records"] = [by_path[p] for p in arrays["paths"]]
@@ -101,11 +115,13 @@ def load(name: str, colour_constancy: bool = False) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backbone", default="lite2", choices=sorted(backbone.VARIANTS))
+    ap.add_argument("--backbone", default=config.BACKBONE, choices=sorted(backbone.VARIANTS))
     ap.add_argument("--views", type=int, default=2, help="augmented views per photo (photo-condition augmentation)")
     ap.add_argument("--colour-constancy", action="store_true", help="shades-of-grey colour constancy before the backbone")
+    ap.add_argument("--limit", type=int, default=0, help="smoke tests: only the first N photos of each label")
+    ap.add_argument("--out", default=None, help="where to write (default: the cache)")
     args = ap.parse_args(argv)
-    build(args.backbone, args.views, args.colour_constancy)
+    return build(args.backbone, args.views, args.colour_constancy, limit=args.limit, path=args.out)
 
 
 if __name__ == "__main__":

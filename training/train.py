@@ -41,6 +41,7 @@ def parse_args(argv=None):
     ap.add_argument("--out", default=str(config.MODEL_DIR))
     ap.add_argument("--holdout-source", default="", choices=["", *crossval.FOLDS], help="leave this source out entirely")
     ap.add_argument("--seed", type=int, default=config.SEED)
+    ap.add_argument("--features", default=None, help="embeddings file of training.features (default: the cache)")
     ap.add_argument("--weighting", default=config.HEAD_WEIGHTING, choices=["class", "source", "source_sqrt"])
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--patience", type=int, default=2)
@@ -77,7 +78,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"[1/4] data, grouped split{', holding out ' + args.holdout_source if args.holdout_source else ''}")
-    feats = crossval.load_features(config.BACKBONE)
+    feats = crossval.load_features(config.BACKBONE, path=args.features)
     masks = crossval.grouped_masks(feats, args.seed)
     y, sources = feats["y"], feats["sources"]
     keep = (y >= 0) & (sources != args.holdout_source)
@@ -140,6 +141,8 @@ def main(argv=None):
     version = datetime.now(timezone.utc).strftime("%Y%m%d.%H%M")
     (out / "labels.json").write_text(json.dumps({"labels": HEAD_LABELS, "model_name": config.MODEL_NAME, "version": version,
                                                  "input_size": config.IMAGE_SIZE}, indent=2))
+    (out / "calibration.json").write_text(json.dumps({"temperature": 1.0, "fitted_on": "not yet: training.calibrate "
+                                                      "fits it on the leave-one-source-out folds"}, indent=2))
     split_of = np.where(masks["train"], "train", np.where(masks["val"], "val", np.where(masks["test"], "test", "")))
     rel = [Path(p) for p in paths]
     split_doc = {
