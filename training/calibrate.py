@@ -74,7 +74,7 @@ def main(argv=None):
     print("[2/4] skin gate on the model's embeddings")
     clf = Classifier(model_dir)
     nonskin = kinds == "non_skin"
-    nonskin_fit = nonskin & (rng.random(len(y)) < 0.5)
+    nonskin_fit = crossval.fit_half(nonskin)
     skin_fit = (masks["train"] | masks["val"]) & (y >= 0)
     skin_clean = model_outputs(clf, paths[skin_fit], desc="skin photos")[1]
     skin_aug = model_outputs(clf, paths[skin_fit], lambda im: data.photo_conditions(data.augment(im, rng), rng), desc="skin, augmented")[1]

@@ -114,6 +114,11 @@ def load_features(name: str, colour_constancy: bool = False, path=None) -> dict:
     return f
 
 
+def fit_half(mask: np.ndarray) -> np.ndarray:
+    """Every other photo of ``mask`` (in catalogue order): the half a gate is fitted on; the rest is reported."""
+    return mask & (np.cumsum(mask) % 2 == 1)
+
+
 def grouped_masks(feats, seed=config.SEED):
     """Grouped train/val/test split over every skin photo (stratified by head class, groups kept whole)."""
     skin = feats["y"] >= 0
@@ -124,21 +129,16 @@ def grouped_masks(feats, seed=config.SEED):
     return {s: split == s for s in ("train", "val", "test")}
 
 
-def run_folds(feats, weighting, c, seed=config.SEED, usable=None):
-    """Out-of-source logits for every skin photo, plus the grouped split's validation and test logits.
-
-    ``usable`` (mask): the photos the folds may fit or evaluate on (``training.train`` leaves its test split out).
-    """
+def run_folds(feats, weighting, c, seed=config.SEED):
+    """Out-of-source logits for every skin photo, plus the grouped split's validation and test logits."""
     n = len(feats["y"])
-    usable = np.ones(n, bool) if usable is None else usable
     nonskin = feats["kinds"] == "non_skin"
-    rng = np.random.default_rng(seed)
-    nonskin_fit = nonskin & (rng.random(n) < 0.5)
+    nonskin_fit = fit_half(nonskin)
     out = {"logits": np.zeros((n, len(HEAD_LABELS))), "skin": np.ones(n, bool), "fold": np.array([""] * n, dtype=object)}
     for source in FOLDS:
         held = feats["sources"] == source
-        test = one_per_group(feats["groups"], held & usable)
-        logits, skin = fold_predictions(feats, ~held & usable, test, weighting, c, nonskin_fit)
+        test = one_per_group(feats["groups"], held)
+        logits, skin = fold_predictions(feats, ~held, test, weighting, c, nonskin_fit)
         out["logits"][test], out["skin"][test], out["fold"][test] = logits, skin, source
     masks = grouped_masks(feats, seed)
     for part in ("val", "test"):

@@ -51,10 +51,11 @@ def catalogue(root: Path = config.DATA_ROOT) -> list[dict]:
 
 
 def first_per_label(records: list[dict], limit: int) -> list[dict]:
+    """The first ``limit`` photos of each label from each source (a small set that still has every source)."""
     taken, kept = Counter(), []
     for r in records:
-        taken[r["label"]] += 1
-        if taken[r["label"]] <= limit:
+        taken[r["label"], r["source"]] += 1
+        if taken[r["label"], r["source"]] <= limit:
             kept.append(r)
     return kept
 
