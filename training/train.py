@@ -31,7 +31,7 @@ from tqdm import tqdm
 from skinscan import backbone, config
 from skinscan.classifier import softmax
 from skinscan.preprocess import to_model_input
-from training import crossval, data, features
+from training import crossval, data
 
 HEAD_LABELS = crossval.HEAD_LABELS
 
@@ -158,6 +158,7 @@ def main(argv=None):
         "backbone": f"EfficientNet-{config.BACKBONE.title()} (ImageNet), blocks {args.unfreeze_from}-15 fine-tuned",
         "input_size": config.IMAGE_SIZE, "weighting": args.weighting, "holdout_source": args.holdout_source,
         "train_photos": int(train.sum()), "val_photos": int(val.sum()), "history": history,
+        "train_photos_by_source": {s: int(((sources == s) & train).sum()) for s in crossval.FOLDS},
         "train_minutes": (time.time() - t0) / 60}, indent=2))
     print(f"done in {(time.time() - t0) / 60:.1f} min")
     return model
