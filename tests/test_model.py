@@ -72,25 +72,44 @@ def test_port_on_imagenet_photos(imagenet, data_root):
     assert np.mean(hits) >= 0.8, hits
 
 
-def test_training_smoke_round_trip(tmp_path, data_root):
-    """A tiny end-to-end training run: the pipeline runs, the export reloads with identical predictions."""
-    from skinscan.classifier import Classifier
-    from training import train
+def test_lite2_port_predicts_cat():
+    """The Lite2 variant (tried for the backbone, see experiments.json) is a genuine port too."""
+    lite2 = backbone.imagenet_model(variant="lite2")
+    size = backbone.VARIANTS["lite2"]["input_size"]
+    top = np.argsort(lite2.predict(to_model_input(skimage.data.chelsea(), size)[None], verbose=0)[0])[::-1]
+    assert top[0] in CATS
 
-    out = tmp_path / "model"
-    result = train.main(["--limit-per-class", "6", "--out", str(out), "--head-epochs", "2", "--finetune-epochs", "1",
-                         "--head-views", "1", "--other", ""])
-    for name in ("model.keras", "labels.json", "calibration.json", "metrics.json", "split.json",
-                 "confusion_matrix.png", "reliability.png"):
+
+def test_training_smoke_round_trip(tmp_path, data_root):
+    """A tiny `make crossval` + `make train`: embeddings, a fold model that never sees DermNet, the model, its
+    calibration from that fold, gates and model card; the export reloads with identical predictions."""
+    from training import calibrate, features, train
+
+    feats = tmp_path / "features.npz"
+    features.main(["--limit", "2", "--views", "1", "--out", str(feats)])
+    out, folds = tmp_path / "model", tmp_path / "folds"
+    train.main(["--features", str(feats), "--epochs", "1", "--holdout-source", "dermnet", "--out", str(folds / "dermnet")])
+    model = train.main(["--features", str(feats), "--epochs", "1", "--out", str(out)])
+    seen = {d: json.loads((d / "training.json").read_text())["train_photos_by_source"] for d in (folds / "dermnet", out)}
+    assert seen[folds / "dermnet"]["dermnet"] == 0 < seen[out]["dermnet"] and seen[out]["kaggle"] > 0
+    shutil.copy(config.MODEL_DIR / "quality.json", out / "quality.json")
+    calibrate.main(["--model", str(out), "--folds", str(folds), "--features", str(feats)])
+    for name in ("model.keras", "labels.json", "calibration.json", "metrics.json", "split.json", "gates.json",
+                 "gates.npz", "crossval.json", "MODEL_CARD.md", "confusion_matrix.png", "reliability.png"):
         assert (out / name).exists(), name
+    assert json.loads((out / "labels.json").read_text())["labels"] == config.CLASS_IDS + [config.OTHER_LABEL]
+    cv = json.loads((out / "crossval.json").read_text())
+    assert cv["folds"] == ["dermnet"] and "dermnet" in cv["table"] and cv["temperature"] > 0
+    assert "never seen (leave-one-source-out)" in (out / "MODEL_CARD.md").read_text()
     x = np.stack([to_model_input(skimage.data.coffee()), to_model_input(skimage.data.chelsea())])
-    logits_before, emb_before = (np.asarray(a) for a in result["model"].predict(x, verbose=0))
-    logits_after, emb_after = Classifier(out).forward(x)
+    logits_before, emb_before = (np.asarray(a) for a in model.predict(x, verbose=0))
+    import keras
+    logits_after, emb_after = (np.asarray(a) for a in keras.models.load_model(out / "model.keras").predict(x, verbose=0))
     np.testing.assert_allclose(logits_after, logits_before, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(emb_after, emb_before, rtol=1e-4, atol=1e-4)
     split = json.loads((out / "split.json").read_text())
     groups = {}
-    for info in split["files"].values():
+    for info in [*split["files"].values(), *split["other_files"].values()]:
         groups.setdefault(info["group"], set()).add(info["split"])
     assert all(len(s) == 1 for s in groups.values()), "a near-duplicate group spans two splits"
 
