@@ -5,7 +5,7 @@ API_HOST ?= 127.0.0.1
 API_PORT ?= 3000
 UI_PORT  ?= 8501
 
-.PHONY: venv backbone train gates evaluate serve serve-api serve-ui test browser bento bench clean
+.PHONY: venv backbone train tflite gates evaluate serve serve-api serve-ui test browser bento bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -21,8 +21,12 @@ backbone: venv  ## convert the ImageNet EfficientNet-Lite0 checkpoint to Keras (
 
 train: venv  ## reproduce the shipped model from ../shared/data (then the TTA check and the gates)
 	$(PY) -m training.train
+	$(PY) -m training.export_tflite
 	$(PY) -m training.tta
 	$(MAKE) gates
+
+tflite: venv  ## export model.keras -> model.tflite (LiteRT, what the API serves) beside it
+	$(PY) -m training.export_tflite
 
 gates: venv  ## fit quality, skin and unknown gates next to the model, then write its MODEL_CARD.md
 	$(PY) -m training.fit_quality

@@ -29,6 +29,8 @@ IMAGE_SIZE = 224  # EfficientNet-Lite0 native resolution
 PIXEL_MEAN = 127.0  # EfficientNet-Lite input scaling: (x - 127) / 128
 PIXEL_SCALE = 128.0
 TOP_K = 3  # differential size
+# LiteRT (XNNPACK) threads per model instance; the API's layout sets its own (see SERVING_LAYOUT below).
+MODEL_THREADS = int(os.environ.get("SKINSCAN_MODEL_THREADS", str(min(os.cpu_count() or 1, 4))))
 
 # --- data ----------------------------------------------------------------
 DATA_ROOT = Path(os.environ.get("SKINSCAN_DATA", ROOT.parent / "shared" / "data"))
@@ -44,6 +46,13 @@ MAX_PIXELS = 40_000_000
 # --- HTTP ----------------------------------------------------------------
 API_URL = os.environ.get("SKINSCAN_API_URL", "http://127.0.0.1:3000")
 MAX_BATCH_FILES = 32
+# Serving layout (service/service.py), chosen by bench/http.py on a 2-core CPU box:
+#   "in_process": one BentoML service, the whole pipeline with the LiteRT model in each API worker (CPU nodes);
+#   "composed":   the model in its own adaptive-batching service behind the API (a node where the model runs
+#                 on an accelerator, or must scale apart from the CPU steps).
+SERVING_LAYOUT = os.environ.get("SKINSCAN_SERVING_LAYOUT", "in_process")
+API_WORKERS = int(os.environ.get("SKINSCAN_API_WORKERS", "1"))  # worker processes of the API service
+API_THREADS = int(os.environ.get("SKINSCAN_API_THREADS", "2"))  # pipeline threads per API worker
 
 DISCLAIMER = (
     "skinscan is not a medical diagnosis. It recognises only 8 skin infections from a photo and can be "

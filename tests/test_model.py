@@ -57,7 +57,7 @@ def test_port_on_imagenet_photos(imagenet, data_root):
 
 def test_training_smoke_round_trip(tmp_path, data_root):
     """A tiny end-to-end training run: the pipeline runs, the export reloads with identical predictions."""
-    from skinscan.classifier import Classifier
+    from skinscan.classifier import KerasClassifier
     from training import train
 
     out = tmp_path / "model"
@@ -68,7 +68,7 @@ def test_training_smoke_round_trip(tmp_path, data_root):
         assert (out / name).exists(), name
     x = np.stack([to_model_input(skimage.data.coffee()), to_model_input(skimage.data.chelsea())])
     logits_before, emb_before = (np.asarray(a) for a in result["model"].predict(x, verbose=0))
-    logits_after, emb_after = Classifier(out).forward(x)
+    logits_after, emb_after = KerasClassifier(out).forward(x)
     np.testing.assert_allclose(logits_after, logits_before, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(emb_after, emb_before, rtol=1e-4, atol=1e-4)
     split = json.loads((out / "split.json").read_text())

@@ -20,7 +20,7 @@ from sklearn.model_selection import GroupKFold, cross_val_predict
 from tqdm import tqdm
 
 from skinscan import config
-from skinscan.classifier import Classifier
+from skinscan.classifier import KerasClassifier
 from skinscan.preprocess import to_model_input
 from skinscan.skin_gate import SkinGate, _unit
 from skinscan.unknown_gate import METHODS, method_scores
@@ -30,7 +30,7 @@ from training.metrics import auroc
 SKIN_CALIBRATION_REJECT = 0.005  # threshold: <= 0.5% of skin photos rejected out-of-fold (margin under the 1% bar)
 
 
-def embed_paths(clf: Classifier, paths, batch=32, desc="embed", transform=None):
+def embed_paths(clf: KerasClassifier, paths, batch=32, desc="embed", transform=None):
     """(logits, embeddings) of the photos at ``paths``; ``transform(rgb)`` is applied first when given."""
     logits, embs = [], []
     for i in tqdm(range(0, len(paths), batch), desc=desc, unit="batch"):
@@ -69,7 +69,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     model_dir, root = Path(args.model), Path(args.data_root)
     split = json.loads((model_dir / "split.json").read_text())
-    clf = Classifier(model_dir)
+    clf = KerasClassifier(model_dir)
     rng_seed = split["seed"]
 
     # --- embeddings of every photo -------------------------------------------------------

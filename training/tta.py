@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from skinscan import config
-from skinscan.classifier import Classifier, softmax
+from skinscan.classifier import KerasClassifier, softmax
 from skinscan.preprocess import to_model_input
 from training import data, metrics
 
@@ -24,7 +24,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     model_dir = Path(args.model)
     split = json.loads((model_dir / "split.json").read_text())
-    clf = Classifier(model_dir)
+    clf = KerasClassifier(model_dir)
     files = sorted(f for f, v in split["files"].items() if v["split"] == "val")
     y = np.array([clf.labels.index(f.split("/")[0]) for f in files])
     x = np.stack([to_model_input(data.load_rgb(config.TRAIN_DIR / f)) for f in files])
