@@ -42,6 +42,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # --- input limits (decode step) -------------------------------------------
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000
+DECODE_MIN_SIDE = 512  # a JPEG with a short side of at least twice this is decoded at half size (decode.py)
 
 # --- HTTP ----------------------------------------------------------------
 API_URL = os.environ.get("SKINSCAN_API_URL", "http://127.0.0.1:3000")

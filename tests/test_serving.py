@@ -104,3 +104,34 @@ def test_concurrent_answers_equal_one_by_one(api_url, data_root):
             concurrent = list(pool.map(ask, photos))
             assert concurrent == serial
     assert len({json.loads(a)["differential"][0]["probability"] for a in serial}) > 1  # distinct photos, distinct answers
+
+
+def test_large_jpeg_decoded_at_half_size_keeps_quality_figures(data_root):
+    """A phone-sized JPEG is decoded at half size; its reported size, other warnings and JPEG-blocking verdict hold."""
+    import io
+
+    import cv2
+    from PIL import Image
+
+    from skinscan import quality
+    from skinscan.decode import decode_upload
+
+    rgb = np.array(Image.open(sorted((data_root / "skin8" / "train" / "ringworm").iterdir())[0]).convert("RGB"))
+    f = 2 * config.DECODE_MIN_SIDE * 1.5 / min(rgb.shape[:2])
+    big = cv2.resize(rgb, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
+    verdicts = {}
+    for q in (92, 6):
+        buf = io.BytesIO()
+        Image.fromarray(big).save(buf, "JPEG", quality=q)
+        d = decode_upload(buf.getvalue())
+        assert d.jpeg_block == 4 and d.rgb.shape[:2] == ((big.shape[0] + 1) // 2, (big.shape[1] + 1) // 2)
+        assert (d.full_height, d.full_width) == big.shape[:2]
+        report = quality.check_quality(d.rgb, None, d.jpeg_block, (d.full_height, d.full_width))
+        assert (report["metrics"]["height"], report["metrics"]["width"]) == big.shape[:2]
+        full = quality.check_quality(np.array(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
+        assert [w["code"] for w in report["warnings"] if w["code"] != "compressed"] == \
+            [w["code"] for w in full["warnings"] if w["code"] != "compressed"]
+        verdicts[q] = "compressed" in [w["code"] for w in report["warnings"]]
+    assert verdicts == {92: False, 6: True}
+    small = decode_upload(cv2.imencode(".jpg", rgb[:400, :400])[1].tobytes())
+    assert small.jpeg_block == 8  # small photos are decoded as they are
