@@ -201,7 +201,8 @@ def main(argv=None):
     result = {"machine": {"cpus": psutil.cpu_count(), "platform": platform.platform()},
               "photos": len(images), "passes": args.passes,
               "settings": {"SERVING_LAYOUT": config.SERVING_LAYOUT, "API_WORKERS": config.API_WORKERS,
-                           "API_THREADS": config.API_THREADS, "MODEL_THREADS": config.MODEL_THREADS}}
+                           "API_THREADS": config.API_THREADS, "API_MODEL_THREADS": config.API_MODEL_THREADS,
+                           "MODEL_THREADS": config.MODEL_THREADS}}
     print(f"(b) in-process Pipeline.run on LiteRT, {len(images)} photos", flush=True)
     result["in_process"] = in_process(images, args.passes)
     if not args.skip_plain:

@@ -91,7 +91,8 @@ def main(argv=None):
     result = {
         "settings": {"minutes": args.minutes, "concurrency": args.concurrency, "photos": len(images),
                      "SERVING_LAYOUT": config.SERVING_LAYOUT, "API_WORKERS": config.API_WORKERS,
-                     "API_THREADS": config.API_THREADS, "MODEL_THREADS": config.MODEL_THREADS},
+                     "API_THREADS": config.API_THREADS, "API_MODEL_THREADS": config.API_MODEL_THREADS,
+                           "MODEL_THREADS": config.MODEL_THREADS},
         "requests": counts["requests"], "errors": counts["errors"], "statuses": statuses,
         "images_per_s": round(counts["requests"] / wall, 2),
         "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1),

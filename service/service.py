@@ -1,8 +1,8 @@
 """skinscan HTTP API on BentoML, in one of two layouts (``config.SERVING_LAYOUT``, env ``SKINSCAN_SERVING_LAYOUT``):
 
 * ``in_process`` (default, best on CPU): one service, ``SkinScan``, runs the whole pipeline in each of its
-  ``config.API_WORKERS`` worker processes, the model on LiteRT inside the worker (``config.MODEL_THREADS``
-  threads each). No inter-process hop per image: on a 2-core box this measured ~2x the composed layout.
+  ``config.API_WORKERS`` worker processes, the model on LiteRT inside the worker (``config.API_MODEL_THREADS``
+  threads each). No inter-process hop per image (README "Performance" has the layouts measured).
 * ``composed`` (for a node where the model runs on an accelerator or scales apart from the CPU steps):
   ``SkinScanClassifier`` holds the model with adaptive batching (one forward pass per batch) and ``SkinScan``
   runs decode, quality and the gates around it (``bentoml.depends``).
@@ -139,7 +139,8 @@ class SkinScan:
 
     def __init__(self) -> None:
         # in_process: the LiteRT model in this worker; composed: it runs in SkinScanClassifier
-        self.pipeline = Pipeline(config.MODEL_DIR, None if COMPOSED else Classifier(config.MODEL_DIR).forward)
+        model = None if COMPOSED else Classifier(config.MODEL_DIR, num_threads=config.API_MODEL_THREADS)
+        self.pipeline = Pipeline(config.MODEL_DIR, None if model is None else model.forward)
         # CPU steps run on a small pool: more threads than cores only trade the GIL back and forth
         self.cpu_pool = ThreadPoolExecutor(config.API_THREADS, thread_name_prefix="pipeline")
         self.diseases = [self.pipeline.cards[c] for c in self.pipeline.labels]

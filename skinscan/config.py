@@ -29,7 +29,7 @@ IMAGE_SIZE = 224  # EfficientNet-Lite0 native resolution
 PIXEL_MEAN = 127.0  # EfficientNet-Lite input scaling: (x - 127) / 128
 PIXEL_SCALE = 128.0
 TOP_K = 3  # differential size
-# LiteRT (XNNPACK) threads per model instance; the API's layout sets its own (see SERVING_LAYOUT below).
+# LiteRT (XNNPACK) threads of an in-process model (`skinscan scan`, evaluation); the API uses API_MODEL_THREADS.
 MODEL_THREADS = int(os.environ.get("SKINSCAN_MODEL_THREADS", str(min(os.cpu_count() or 1, 4))))
 
 # --- data ----------------------------------------------------------------
@@ -47,13 +47,15 @@ DECODE_MIN_SIDE = 512  # a JPEG with a short side of at least twice this is deco
 # --- HTTP ----------------------------------------------------------------
 API_URL = os.environ.get("SKINSCAN_API_URL", "http://127.0.0.1:3000")
 MAX_BATCH_FILES = 32
-# Serving layout (service/service.py), chosen by bench/http.py on a 2-core CPU box:
-#   "in_process": one BentoML service, the whole pipeline with the LiteRT model in each API worker (CPU nodes);
-#   "composed":   the model in its own adaptive-batching service behind the API (a node where the model runs
-#                 on an accelerator, or must scale apart from the CPU steps).
+# Serving layout (service/service.py), chosen with bench/http.py on a 2-core CPU box (README "Performance"):
+#   "in_process": one BentoML service; each API worker runs the whole pipeline with its own LiteRT model.
+#                 Best on CPU: no inter-process hop per image, and the workers' GILs run in parallel.
+#   "composed":   the model in its own adaptive-batching service behind the API. For a node where the model runs
+#                 on an accelerator or must scale apart from the CPU steps; on 2 CPU cores it was the slowest.
 SERVING_LAYOUT = os.environ.get("SKINSCAN_SERVING_LAYOUT", "in_process")
-API_WORKERS = int(os.environ.get("SKINSCAN_API_WORKERS", "1"))  # worker processes of the API service
-API_THREADS = int(os.environ.get("SKINSCAN_API_THREADS", "2"))  # pipeline threads per API worker
+API_WORKERS = int(os.environ.get("SKINSCAN_API_WORKERS", "2"))  # API worker processes: one per core
+API_THREADS = int(os.environ.get("SKINSCAN_API_THREADS", "1"))  # pipeline threads per API worker
+API_MODEL_THREADS = int(os.environ.get("SKINSCAN_API_MODEL_THREADS", "1"))  # LiteRT threads per API worker
 
 DISCLAIMER = (
     "skinscan is not a medical diagnosis. It recognises only 8 skin infections from a photo and can be "
