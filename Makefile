@@ -5,7 +5,7 @@ API_HOST ?= 127.0.0.1
 API_PORT ?= 3000
 UI_PORT  ?= 8501
 
-.PHONY: venv backbone train tflite gates evaluate serve serve-api serve-ui test browser bento bench clean
+.PHONY: venv backbone train tflite gates evaluate serve serve-api serve-ui test browser bento bench soak clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -47,8 +47,11 @@ test: venv browser
 bento: venv
 	$(PY) -m bentoml build
 
-bench: venv
+bench: venv  ## skinscan over HTTP vs the plain Keras server and the in-process pipeline -> bench/results/http.json
 	$(PY) -m bench.http
+
+soak: venv  ## 5 minutes at concurrency 32: requests, errors and PSS over time -> bench/results/soak.json
+	$(PY) -m bench.soak
 
 clean:
 	rm -rf .venv build artifacts tests/artifacts

@@ -20,8 +20,9 @@ def main(argv=None) -> int:
     ap.add_argument("--api-port", type=int, default=3000)
     ap.add_argument("--ui-port", type=int, default=8501)
     args = ap.parse_args(argv)
-    if not (config.MODEL_DIR / "model.keras").exists():
-        print(f"no model in {config.MODEL_DIR}: run `make train` first", file=sys.stderr)
+    if not (config.MODEL_DIR / "model.tflite").exists():
+        print(f"no model.tflite in {config.MODEL_DIR}: run `make train` (or `make tflite` for an existing model.keras)",
+              file=sys.stderr)
         return 1
     api_url = f"http://{args.host}:{args.api_port}"
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even if started with SIGINT ignored
