@@ -5,7 +5,7 @@ API_HOST ?= 127.0.0.1
 API_PORT ?= 3000
 UI_PORT  ?= 8501
 
-.PHONY: venv backbone features train crossval evaluate serve serve-api serve-ui test browser bento bench clean
+.PHONY: venv backbone features train crossval tflite evaluate serve serve-api serve-ui test browser bento bench soak clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -35,6 +35,10 @@ train: $(FEATURES)  ## the shipped model (~20 min), then calibration and gates f
 	$(PY) -m training.fit_quality
 	$(PY) -m training.train
 	$(PY) -m training.calibrate
+	$(PY) -m training.export_tflite
+
+tflite: venv  ## export model.keras -> model.tflite (LiteRT, what the API serves) beside it
+	$(PY) -m training.export_tflite
 
 serve: venv  ## API on http://$(API_HOST):$(API_PORT), UI on http://$(API_HOST):$(UI_PORT)
 	$(PY) -m skinscan.serve --host $(API_HOST) --api-port $(API_PORT) --ui-port $(UI_PORT)
@@ -51,8 +55,11 @@ test: venv browser
 bento: venv
 	$(PY) -m bentoml build
 
-bench: venv
+bench: venv  ## skinscan over HTTP vs the plain Keras server and the in-process pipeline -> bench/results/http.json
 	$(PY) -m bench.http
+
+soak: venv  ## 5 minutes at concurrency 32: requests, errors and PSS over time -> bench/results/soak.json
+	$(PY) -m bench.soak
 
 clean:
 	rm -rf .venv build artifacts tests/artifacts

@@ -11,9 +11,10 @@ ERROR = {"type": "object", "required": ["error"], "additionalProperties": False,
 ENTRY = {"type": "object", "required": ["id", "name", "probability"], "properties": {
     "id": {"type": "string"}, "name": {"type": "string"}, "probability": {"type": "number", "minimum": 0, "maximum": 1}}}
 
-RESULT = {"type": "object", "required": ["verdict", "disease", "differential", "quality", "skin", "unknown", "info",
-                                         "model", "timings_ms", "disclaimer"], "properties": {
+RESULT = {"type": "object", "required": ["verdict", "message", "disease", "differential", "quality", "skin", "unknown",
+                                         "info", "model", "timings_ms", "disclaimer"], "properties": {
     "verdict": {"type": "string", "enum": ["disease", "unknown", "not_skin"]},
+    "message": {"type": "string", "description": "what the verdict means for the person, in plain words"},
     "disease": {**ENTRY, "nullable": True},
     "differential": {"type": "array", "maxItems": config.TOP_K, "items": ENTRY},
     "quality": {"type": "object", "required": ["ok", "warnings", "metrics"], "properties": {

@@ -1,9 +1,14 @@
-"""skinscan HTTP API: two composed BentoML services.
+"""skinscan HTTP API on BentoML, in one of two layouts (``config.SERVING_LAYOUT``, env ``SKINSCAN_SERVING_LAYOUT``):
 
-* ``SkinScanClassifier``: the EfficientNet-Lite0 model with adaptive batching (one forward pass per batch).
-* ``SkinScan``: the public API. It runs the pipeline's CPU steps (decode, quality) and its gates around the
-  classifier (``bentoml.depends``) and owns the HTTP contract: every bad request gets a 4xx JSON
-  ``{"error": {"code", "message"}}``. Uploads are parsed in memory, never written to disk or logged.
+* ``in_process`` (default, best on CPU): one service, ``SkinScan``, runs the whole pipeline in each of its
+  ``config.API_WORKERS`` worker processes, the model on LiteRT inside the worker (``config.API_MODEL_THREADS``
+  threads each). No inter-process hop per image (README "Performance" has the layouts measured).
+* ``composed`` (for a node where the model runs on an accelerator or scales apart from the CPU steps):
+  ``SkinScanClassifier`` holds the model with adaptive batching (one forward pass per batch) and ``SkinScan``
+  runs decode, quality and the gates around it (``bentoml.depends``).
+
+``SkinScan`` owns the HTTP contract: every bad request gets a 4xx JSON ``{"error": {"code", "message"}}``.
+Uploads are parsed in memory, never written to disk or logged. TensorFlow is never imported here.
 
     .venv/bin/python -m bentoml serve service.service:SkinScan --port 3000
 """
@@ -12,16 +17,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 import bentoml
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skinscan import config
+from skinscan.classifier import Classifier
 from skinscan.decode import InputError
 from skinscan.pipeline import Pipeline, Prepared
 from service import openapi
@@ -64,11 +70,9 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 @bentoml.service(name="skinscan-classifier", workers=1, traffic={"timeout": 60})
 class SkinScanClassifier:
-    """EfficientNet-Lite0 forward pass: model inputs [n, 224, 224, 3] -> [logits(8) | embedding(1280)]."""
+    """``composed`` layout only: model inputs [n, 224, 224, 3] -> [logits(len(labels)) | embedding(D)]."""
 
     def __init__(self) -> None:
-        from skinscan.classifier import Classifier
-
         self.model = Classifier(config.MODEL_DIR)
 
     # max_latency_ms is BentoML's shedding budget (requests that cannot meet it get 503), not a wait time:
@@ -93,31 +97,45 @@ def count(result: dict | InputError) -> None:
         QUALITY_WARNINGS.labels(code=w["code"]).inc()
 
 
-@bentoml.service(name="skinscan", workers=1, traffic={"timeout": 120, "max_concurrency": 128})
+COMPOSED = config.SERVING_LAYOUT == "composed"
+
+
+@bentoml.service(name="skinscan", workers=1 if COMPOSED else config.API_WORKERS,
+                 traffic={"timeout": 120, "max_concurrency": 128})
 @bentoml.asgi_app(app, path="/")
 class SkinScan:
     """The public API: POST /predict, POST /predict_batch, GET /diseases, GET /model."""
 
-    classifier = bentoml.depends(SkinScanClassifier)
+    if COMPOSED:
+        classifier = bentoml.depends(SkinScanClassifier)
 
     def __init__(self) -> None:
-        self.pipeline = Pipeline(config.MODEL_DIR)  # the model itself runs in SkinScanClassifier
+        # in_process: the LiteRT model in this worker; composed: it runs in SkinScanClassifier
+        model = None if COMPOSED else Classifier(config.MODEL_DIR, num_threads=config.API_MODEL_THREADS)
+        self.pipeline = Pipeline(config.MODEL_DIR, None if model is None else model.forward)
+        # CPU steps run on a small pool: more threads than cores only trade the GIL back and forth
+        self.cpu_pool = ThreadPoolExecutor(config.API_THREADS, thread_name_prefix="pipeline")
         self.diseases = [self.pipeline.cards[c] for c in self.pipeline.labels]
         self.model_summary = model_summary()
 
     async def analyse(self, uploads: list[bytes]) -> list[dict | InputError]:
-        prepared = await run_in_threadpool(self.pipeline.prepare_all, uploads)
-        ok = [p for p in prepared if isinstance(p, Prepared)]
-        t0 = time.perf_counter()
-        outputs = await asyncio.gather(*(self.classify(p.model_input) for p in ok))
-        model_ms = (time.perf_counter() - t0) * 1000 / max(len(ok), 1)
-        rows = np.concatenate(outputs) if outputs else np.zeros((0, len(self.pipeline.labels)))
-        n = len(self.pipeline.labels)
-        results = self.pipeline.finish_all(prepared, rows[:, :n], rows[:, n:], model_ms)
+        if COMPOSED:
+            results = await self.analyse_composed(uploads)
+        else:
+            results = await asyncio.get_running_loop().run_in_executor(self.cpu_pool, self.pipeline.run_batch, uploads)
         for r in results:
             count(r)
         return results
 
+    async def analyse_composed(self, uploads: list[bytes]) -> list[dict | InputError]:
+        prepared = await asyncio.get_running_loop().run_in_executor(self.cpu_pool, self.pipeline.prepare_all, uploads)
+        ok = [p for p in prepared if isinstance(p, Prepared)]
+        t0 = time.perf_counter()
+        outputs = await asyncio.gather(*(self.classify(p.model_input) for p in ok))
+        model_ms = (time.perf_counter() - t0) * 1000 / max(len(ok), 1)
+        n = self.pipeline.n_logits
+        rows = np.concatenate(outputs) if outputs else np.zeros((0, n))
+        return self.pipeline.finish_all(prepared, rows[:, :n], rows[:, n:], model_ms)
 
     async def classify(self, model_input: np.ndarray) -> np.ndarray:
         """One image through the batching classifier service, retried (it is idempotent) if the service sheds

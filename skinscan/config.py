@@ -31,6 +31,8 @@ IMAGE_SIZE = 224  # EfficientNet-Lite0 native resolution
 PIXEL_MEAN = 127.0  # EfficientNet-Lite input scaling: (x - 127) / 128
 PIXEL_SCALE = 128.0
 TOP_K = 3  # differential size
+# LiteRT (XNNPACK) threads of an in-process model (`skinscan scan`, evaluation); the API uses API_MODEL_THREADS.
+MODEL_THREADS = int(os.environ.get("SKINSCAN_MODEL_THREADS", str(min(os.cpu_count() or 1, 4))))
 
 # --- data ----------------------------------------------------------------
 DATA_ROOT = Path(os.environ.get("SKINSCAN_DATA", ROOT.parent / "shared" / "data"))
@@ -42,11 +44,21 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # --- input limits (decode step) -------------------------------------------
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000
+DECODE_MIN_SIDE = 512  # a JPEG with a short side of at least twice this is decoded at half size (decode.py)
 
 # --- HTTP ----------------------------------------------------------------
 API_URL = os.environ.get("SKINSCAN_API_URL", "http://127.0.0.1:3000")
 MAX_BATCH_FILES = 32
 MAX_DISCARD_BYTES = 64 * 1024 * 1024  # an oversized body is read and dropped up to this, then answered 413
+# Serving layout (service/service.py), chosen with bench/http.py on a 2-core CPU box (README "Performance"):
+#   "in_process": one BentoML service; each API worker runs the whole pipeline with its own LiteRT model.
+#                 Best on CPU: no inter-process hop per image, and the workers' GILs run in parallel.
+#   "composed":   the model in its own adaptive-batching service behind the API. For a node where the model runs
+#                 on an accelerator or must scale apart from the CPU steps; on 2 CPU cores it was the slowest.
+SERVING_LAYOUT = os.environ.get("SKINSCAN_SERVING_LAYOUT", "in_process")
+API_WORKERS = int(os.environ.get("SKINSCAN_API_WORKERS", "2"))  # API worker processes: one per core
+API_THREADS = int(os.environ.get("SKINSCAN_API_THREADS", "1"))  # pipeline threads per API worker
+API_MODEL_THREADS = int(os.environ.get("SKINSCAN_API_MODEL_THREADS", "1"))  # LiteRT threads per API worker
 
 DISCLAIMER = (
     "skinscan is not a medical diagnosis. It recognises only 8 skin infections from a photo and can be "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -24,8 +25,29 @@ class InputError(ValueError):
         return {"code": self.code, "message": self.message}
 
 
+@dataclass
+class Decoded:
+    """A decoded upload: ``rgb`` (HxWx3 uint8), the photo's full size and the JPEG block size in ``rgb``'s pixels."""
+
+    rgb: np.ndarray
+    full_height: int
+    full_width: int
+    jpeg_block: int = 8  # 4 when a large JPEG was decoded at half size (its 8x8 blocks are 4x4 px there)
+
+
 def decode_image(data: bytes) -> np.ndarray:
     """Decode ``data`` (JPEG, PNG, WebP or BMP) into an HxWx3 uint8 RGB array, EXIF orientation applied."""
+    return decode_upload(data).rgb
+
+
+def decode_upload(data: bytes) -> Decoded:
+    """``decode_image`` with what the quality step needs to know about it.
+
+    A JPEG whose short side is at least ``2 * config.DECODE_MIN_SIDE`` is decoded at half size by libjpeg's DCT
+    scaling (Pillow's ``draft``): about 3x cheaper for a phone photo, and every later step (quality view, model
+    input) still shrinks it further. Never below half size: at half size the JPEG block grid is still 4 px, so
+    ``blockiness`` keeps finding heavy compression (bench figures in ``skinscan/quality.py``).
+    """
     if not data:
         raise InputError("empty", "The upload is empty. Choose a photo file and try again.")
     if len(data) > config.MAX_UPLOAD_BYTES:
@@ -60,7 +82,12 @@ def decode_image(data: bytes) -> np.ndarray:
             f"The image is {width}x{height} ({width * height / 1e6:.0f} megapixels); the limit is "
             f"{config.MAX_PIXELS / 1e6:.0f} megapixels. Send a smaller photo.",
         )
+    reduced = fmt in ("JPEG", "MPO") and min(width, height) >= 2 * config.DECODE_MIN_SIDE
     try:
+        if reduced:
+            img.draft(None, (width // 2, height // 2))  # libjpeg picks 1/2 (size requests round down)
+            reduced = img.size[0] < width
+        drafted = img.size
         img.load()
         img = ImageOps.exif_transpose(img)
         rgb = _to_rgb(img)
@@ -70,7 +97,10 @@ def decode_image(data: bytes) -> np.ndarray:
         raise InputError("truncated", "The image file is damaged or incomplete. Take or export the photo again.")
     # np.array copies: np.asarray on a PIL image gives a read-only view, which breaks in-place drawing/edits
     # downstream (cv2.rectangle, arr[...] = ...).
-    return np.ascontiguousarray(np.array(rgb, dtype=np.uint8))
+    rgb = np.ascontiguousarray(np.array(rgb, dtype=np.uint8))
+    turned = rgb.shape[1] != drafted[0]  # EXIF orientation swapped width and height
+    full_height, full_width = (width, height) if turned else (height, width)
+    return Decoded(rgb, full_height, full_width, 4 if reduced else 8)
 
 
 def _has_allowed_signature(data: bytes) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 
 from skinscan import config, knowledge, quality
 from skinscan.classifier import softmax
-from skinscan.decode import InputError, decode_image
+from skinscan.decode import InputError, decode_upload
 from skinscan.preprocess import to_model_input
 from skinscan.skin_gate import SkinGate
 from skinscan.unknown_gate import UnknownGate
@@ -43,6 +43,7 @@ class Pipeline:
         self.model_dir = Path(model_dir)
         meta = json.loads((self.model_dir / "labels.json").read_text())
         self.labels: list[str] = [c for c in meta["labels"] if c != config.OTHER_LABEL]  # the 8 diseases, in head order
+        self.n_logits = len(meta["labels"])  # the head's classes: the 8, then "other"
         self.model_info = {"name": meta.get("model_name", config.MODEL_NAME), "version": meta.get("version", "unknown")}
         self.temperature = float(json.loads((self.model_dir / "calibration.json").read_text())["temperature"])
         gates = json.loads((self.model_dir / "gates.json").read_text())
@@ -58,10 +59,12 @@ class Pipeline:
     def prepare(self, data: bytes) -> Prepared:
         """Decode, validate and check quality; raises InputError for anything that cannot be classified."""
         t0 = time.perf_counter()
-        rgb = decode_image(data)
+        decoded = decode_upload(data)
+        rgb = decoded.rgb
         t_decode = _ms(t0)
         t1 = time.perf_counter()
-        report = quality.check_quality(rgb, self.quality_thresholds)
+        report = quality.check_quality(rgb, self.quality_thresholds, decoded.jpeg_block,
+                                       (decoded.full_height, decoded.full_width))
         if not report["usable"]:
             message = next(w["message"] for w in report["warnings"] if w["code"] == "unusable")
             raise InputError("unusable_image", message)

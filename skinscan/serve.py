@@ -44,8 +44,9 @@ def main(argv=None) -> int:
     ap.add_argument("--api-port", type=int, default=3000)
     ap.add_argument("--ui-port", type=int, default=8501)
     args = ap.parse_args(argv)
-    if not (config.MODEL_DIR / "model.keras").exists():
-        say(f"no model in {config.MODEL_DIR}: run `make train` first", err=True)
+    if not (config.MODEL_DIR / "model.tflite").exists():
+        say(f"no model.tflite in {config.MODEL_DIR}: run `make train` (or `make tflite` for an existing model.keras)",
+            err=True)
         return 1
     try:
         procs.check_ports_free(args.api_port, args.ui_port, host=args.host)

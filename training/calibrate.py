@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from skinscan import config
-from skinscan.classifier import Classifier, softmax
+from skinscan.classifier import KerasClassifier, softmax
 from skinscan.preprocess import to_model_input
 from skinscan.skin_gate import _unit
 from training import crossval, data, metrics, model_card
@@ -29,7 +29,7 @@ from training import crossval, data, metrics, model_card
 N = len(config.CLASS_IDS)
 
 
-def model_outputs(clf: Classifier, paths, transform=None, batch: int = 32, desc: str = "embed"):
+def model_outputs(clf: KerasClassifier, paths, transform=None, batch: int = 32, desc: str = "embed"):
     """(logits, embeddings) of photos (paths relative to the data root), with ``transform(rgb)`` applied first."""
     logits, embs = [], []
     for i in tqdm(range(0, len(paths), batch), desc=desc, unit="batch"):
@@ -62,7 +62,7 @@ def main(argv=None):
         if not (fold_dir / "model.keras").exists():
             continue
         held = crossval.one_per_group(groups, (sources == source) & (y >= 0) & ~masks["test"])
-        loso["logits"][held] = model_outputs(Classifier(fold_dir), paths[held], desc=f"fold {source}")[0]
+        loso["logits"][held] = model_outputs(KerasClassifier(fold_dir), paths[held], desc=f"fold {source}")[0]
         loso["fold"][held] = source
         folds_run.append(source)
     if not folds_run:
@@ -72,7 +72,7 @@ def main(argv=None):
     print(f"  folds {folds_run}: T = {temperature:.3f}, unknown threshold {threshold:.2f}")
 
     print("[2/4] skin gate on the model's embeddings")
-    clf = Classifier(model_dir)
+    clf = KerasClassifier(model_dir)
     nonskin = kinds == "non_skin"
     nonskin_fit = crossval.fit_half(nonskin)
     skin_fit = (masks["train"] | masks["val"]) & (y >= 0)

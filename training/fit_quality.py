@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from skinscan import config, quality
-from skinscan.decode import InputError, decode_image
+from skinscan.decode import InputError, decode_upload
 from training.data import dhash, group_near_duplicates, is_atlas_photo, list_images
 
 WORK_MAX_SIDE = 800
@@ -184,11 +184,11 @@ def _load_sample(data_dir: Path, n: int, seed: int):
     photos, skipped = [], 0
     for path, label in sample:
         try:
-            rgb = decode_image(path.read_bytes())
+            decoded = decode_upload(path.read_bytes())  # as the pipeline decodes it (large JPEGs at half size)
         except InputError:
             skipped += 1
             continue
-        photos.append((path, label, rgb))
+        photos.append((path, label, decoded))
     return photos, skipped
 
 
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
 
     photos, skipped = _load_sample(Path(args.data), args.n, args.seed)
-    groups = group_near_duplicates([dhash(rgb) for _, _, rgb in photos])
+    groups = group_near_duplicates([dhash(d.rgb) for _, _, d in photos])
     group_ids = sorted(set(groups))
     random.Random(args.seed).shuffle(group_ids)
     fit_groups = set(group_ids[: len(group_ids) // 2])
@@ -219,10 +219,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     rng = np.random.default_rng(args.seed)
     clean, degraded = [], {kind: [] for kind in DEGRADATIONS}
-    for _, _, rgb in photos:
-        m = quality.compute_metrics(rgb)  # as stored: real size and its own JPEG grid
+    for _, _, d in photos:
+        m = quality.compute_metrics(d.rgb, d.jpeg_block, (d.full_height, d.full_width))  # real size, its own JPEG grid
         clean.append(m)
-        work = _shrink(rgb, WORK_MAX_SIDE)
+        work = _shrink(d.rgb, WORK_MAX_SIDE)
         for kind in DEGRADATIONS:
             dm = quality.compute_metrics(degrade(work, kind, rng))
             if kind != "tiny":  # a degraded copy keeps the photo's real size
