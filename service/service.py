@@ -197,7 +197,9 @@ async def model_figure(figure: str):
 def model_summary() -> dict:
     metrics = json.loads((config.MODEL_DIR / "metrics.json").read_text())
     gates = json.loads((config.MODEL_DIR / "gates.json").read_text())["report"]
+    crossval = json.loads((config.MODEL_DIR / "crossval.json").read_text())
     keep = ("n", "accuracy", "macro_f1", "ece_before_scaling", "ece_after_scaling", "per_class", "confusion_matrix",
-            "model", "split")
+            "model", "split", "test_decisions", "test_by_source")
     return {"test": {k: metrics[k] for k in keep if k in metrics}, "gates": gates,
+            "unseen_sources": {"folds": crossval["folds"], "table": crossval["table"]},
             "figures": ["/model/confusion_matrix.png", "/model/reliability.png"]}

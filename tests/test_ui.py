@@ -156,6 +156,11 @@ def test_about_page_shows_accuracy(ui_env):
     assert len(about.image) >= len(summary["figures"]) == 2
     headers = [h.value for h in about.subheader]
     assert "Skin check" in headers and "Unknown-condition check" in headers
+    assert headers[0] == "On photos from a source it never saw"
+    unseen = next(d.value for d in about.dataframe if "Right answer" in d.value.columns)
+    assert len(unseen) == len(summary["unseen_sources"]["folds"])
+    first = summary["unseen_sources"]["table"][summary["unseen_sources"]["folds"][0]]["in_scope"]
+    assert unseen["Right answer"][0] == f"{first['right_answer'] * 100:.1f}%"
     per_class = next(d.value for d in about.dataframe if "Recall" in d.value.columns)
     assert list(per_class["Condition"]) == [knowledge.card(c)["name"] for c in summary["test"]["per_class"]]
 
