@@ -27,9 +27,11 @@ def test_bentoml_build_contents(tmp_path, model_dir):
                 f"models/{config.MODEL_NAME}/model.tflite", f"models/{config.MODEL_NAME}/gates.json",
                 f"models/{config.MODEL_NAME}/gates.npz", f"models/{config.MODEL_NAME}/quality.json",
                 f"models/{config.MODEL_NAME}/labels.json", f"models/{config.MODEL_NAME}/calibration.json",
+                f"models/{config.MODEL_NAME}/crossval.json", f"models/{config.MODEL_NAME}/metrics.json",
                 "third_party/efficientnet-lite0/LICENSE"):
         assert (src / rel).is_file(), rel
     assert not (src / "tests").exists() and not (src / ".venv").exists()
+    assert not (src / "models" / config.MODEL_NAME / "model.keras").exists()  # the API image serves model.tflite
     reqs = (bento / "env" / "python" / "requirements.txt").read_text()
     for pkg in ("bentoml==", "ai-edge-litert==", "opencv-python-headless==", "fastapi=="):
         assert pkg in reqs, pkg
