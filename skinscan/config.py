@@ -60,3 +60,9 @@ UNFREEZE_FROM_BLOCK = 8  # phase 2 fine-tunes MBConv blocks 8..15 and the head c
 ATLAS_PHOTO_WEIGHT = 3.0  # loss weight of the DermNet atlas photos of the 8 (the minority source) in training
 OE_WEIGHT = 0.5  # outlier exposure: weight of the uniform-target loss on other_conditions images
 UNKNOWN_FALSE_RATE = 0.05  # threshold so that <= 5% of in-scope validation photos are called unknown
+
+# --- containers (podman, no registry: deploy/images.py) ------------------
+CONTAINER_CACHE = Path(os.environ.get("SKINSCAN_CONTAINER_CACHE", ROOT / "cache" / "containers"))  # wheelhouses
+DEBIAN_SUITE = "bookworm"  # the local base images are debootstrapped from the host's Debian mirror
+API_IMAGE = "localhost/skinscan-api:latest"
+UI_IMAGE = "localhost/skinscan-ui:latest"
