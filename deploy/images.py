@@ -198,13 +198,16 @@ def bentoml_compilers_line() -> str:
     return CONTAINER_METADATA["debian"]["default_install_command"]
 
 
-def build_api() -> str:
+def build_api(requirements: Path | None = None, tag: str = config.API_IMAGE) -> str:
+    """The API image; ``requirements`` replaces bentofile.yaml's (to measure another package set)."""
     spec = bentofile()
+    if requirements:
+        spec["python"]["requirements_txt"] = os.path.relpath(requirements, ROOT)  # BentoML wants it relative
     docker = spec.get("docker") or {}
     base = base_image("skinscan-api-base", BASE_PACKAGES + API_EXTRA_PACKAGES + list(docker.get("system_packages") or []),
                       with_uv=True)
     check_python(base)
-    wheels = wheelhouse(api_requirements())
+    wheels = wheelhouse(requirements or api_requirements())
     # uv (what BentoML's Dockerfile installs with) reads /etc/uv/uv.toml: only the mounted wheelhouse, system Python
     (wheels / "uv.toml").write_text('no-index = true\nfind-links = ["/etc/uv"]\npython-downloads = "never"\n'
                                     'python-preference = "only-system"\n')
@@ -227,9 +230,9 @@ def build_api() -> str:
     # less the one line that apt-installs compilers for source packages: the wheelhouse holds only wheels.
     dockerfile = bento / "env" / "docker" / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text().replace(f"RUN {bentoml_compilers_line()}\n", ""))
-    run([*NICE, "podman", "build", "--format", "docker", "-f", dockerfile, "-t", config.API_IMAGE,
+    run([*NICE, "podman", "build", "--format", "docker", "-f", dockerfile, "-t", tag,
          "--volume", f"{wheels}:/etc/uv:ro", bento], cwd=ROOT)
-    return config.API_IMAGE
+    return tag
 
 
 def build_ui() -> str:
