@@ -4,8 +4,8 @@
 
 * Base images: ``debootstrap --variant=minbase`` of Debian (``config.DEBIAN_SUITE``) from the mirror the host's
   apt already uses, trimmed (no .deb cache, apt lists, docs, man pages, translations) and ``podman import``-ed.
-  The API base adds the bento's ``docker.system_packages``, ``curl`` (compose's healthcheck) and the ``uv``
-  binary that BentoML's generated Dockerfile installs packages with; the UI base is Python alone.
+  The API base adds the bento's ``docker.system_packages`` and the ``uv`` binary that BentoML's generated
+  Dockerfile installs packages with; the UI base is Python alone.
 * Wheelhouses: ``pip wheel`` of the pinned requirements on the host (PyPI is reachable here, not from builds),
   mounted into the build; nothing of them stays in the images.
 * API image: ``bentoml build`` with a copy of ``bentofile.yaml`` whose only change is ``docker.base_image``
@@ -36,7 +36,6 @@ ROOT = config.ROOT
 CONTAINERS_CONF = ROOT / "deploy" / "containers.conf"
 NICE = ["nice", "-n", "15"]
 BASE_PACKAGES = ["python3", "python3-venv", "ca-certificates"]
-API_EXTRA_PACKAGES = ["curl"]  # compose.yaml's healthcheck runs curl in the API container
 UI_BUILD_WHEELS = ["setuptools>=61", "wheel"]  # ui/Dockerfile pip-installs the skinscan package from source
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 TRIM = ["var/cache/apt/archives", "var/lib/apt/lists", "usr/share/man", "usr/share/info", "usr/share/locale",
@@ -140,6 +139,9 @@ def base_image(name: str, packages: list[str], with_uv: bool = False) -> str:
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
     print(f"base image {ref}: built in {time.time() - t0:.0f} s", flush=True)
+    for old in podman("images", "--format", "{{.Repository}}:{{.Tag}}", f"localhost/{name}").stdout.split():
+        if old != ref:  # an earlier package set; kept while an image still builds on it
+            podman("rmi", old, check=False)
     return ref
 
 
@@ -150,17 +152,17 @@ def image_python(ref: str) -> str:
 
 
 # --- wheelhouses -------------------------------------------------------------------------------------------------
-def wheelhouse(requirements: Path, extra: list[str] = (), constraints: Path | None = None) -> Path:
+def wheelhouse(name: str, requirements: Path, extra: list[str] = (), constraints: Path | None = None) -> Path:
     """All wheels ``requirements`` (+ ``extra``) resolve to, built on the host for its Python; cached by content."""
     texts = [requirements.read_text(), constraints.read_text() if constraints else "", list(extra)]
     tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
-    prefix = f"wheels-{requirements.stem}-"
+    prefix = f"wheels-{name}-"
     out = config.CONTAINER_CACHE / f"{prefix}{tag}-{digest(*texts)}"
     if (out / ".complete").is_file():
         print(f"wheelhouse {out.name}: cached", flush=True)
         return out
     t0 = time.time()
-    for old in config.CONTAINER_CACHE.glob(f"{prefix}*"):  # one wheelhouse per requirements file
+    for old in config.CONTAINER_CACHE.glob(f"{prefix}*"):  # one wheelhouse per image
         shutil.rmtree(old, ignore_errors=True)
     part = out.with_name(out.name + ".part")
     cmd = [*NICE, sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "-w", part,
@@ -204,10 +206,10 @@ def build_api(requirements: Path | None = None, tag: str = config.API_IMAGE) -> 
     if requirements:
         spec["python"]["requirements_txt"] = os.path.relpath(requirements, ROOT)  # BentoML wants it relative
     docker = spec.get("docker") or {}
-    base = base_image("skinscan-api-base", BASE_PACKAGES + API_EXTRA_PACKAGES + list(docker.get("system_packages") or []),
+    base = base_image("skinscan-api-base", BASE_PACKAGES + list(docker.get("system_packages") or []),
                       with_uv=True)
     check_python(base)
-    wheels = wheelhouse(requirements or api_requirements())
+    wheels = wheelhouse("api", requirements or api_requirements())
     # uv (what BentoML's Dockerfile installs with) reads /etc/uv/uv.toml: only the mounted wheelhouse, system Python
     (wheels / "uv.toml").write_text('no-index = true\nfind-links = ["/etc/uv"]\npython-downloads = "never"\n'
                                     'python-preference = "only-system"\n')
@@ -238,7 +240,7 @@ def build_api(requirements: Path | None = None, tag: str = config.API_IMAGE) -> 
 def build_ui() -> str:
     base = base_image("skinscan-base", BASE_PACKAGES)
     check_python(base)
-    wheels = wheelhouse(ROOT / "ui" / "requirements.txt", UI_BUILD_WHEELS, constraints=ROOT / "requirements.txt")
+    wheels = wheelhouse("ui", ROOT / "ui" / "requirements.txt", UI_BUILD_WHEELS, constraints=ROOT / "requirements.txt")
     # --format docker keeps the HEALTHCHECK (OCI images have none); --ignorefile: the Docker path's context filter
     run([*NICE, "podman", "build", "--format", "docker", "-f", "ui/Dockerfile", "--ignorefile",
          "ui/Dockerfile.dockerignore", "-t", config.UI_IMAGE, "--build-arg", f"BASE_IMAGE={base}",
