@@ -46,9 +46,9 @@ def env() -> dict:
     return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF), "BENTOML_DO_NOT_TRACK": "True"}
 
 
-def podman(*args: str, check: bool = True, capture: bool = True, heavy: bool = False) -> subprocess.CompletedProcess:
-    cmd = [*(NICE if heavy else []), "podman", *args]
-    out = subprocess.run(cmd, env=env(), text=True, capture_output=capture)
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = ["podman", *args]
+    out = subprocess.run(cmd, env=env(), text=True, capture_output=True)
     if check and out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}):\n{(out.stderr or '')[-3000:]}")
     return out
@@ -91,12 +91,12 @@ def debian_mirror() -> str:
     return DEFAULT_MIRROR
 
 
-def add_uv(rootfs: Path) -> None:
-    """Put the host venv's ``uv`` binary (pinned in requirements.txt) on the image's PATH."""
+def uv_binary() -> str:
+    """The venv's ``uv`` (pinned in requirements.txt): BentoML's Dockerfile installs packages with it."""
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     if not uv:
         raise RuntimeError("uv not found next to the venv's python: install requirements.txt (make venv)")
-    shutil.copy2(uv, rootfs / "usr" / "local" / "bin" / "uv")
+    return uv
 
 
 def trim(rootfs: Path) -> None:
@@ -113,8 +113,9 @@ def trim(rootfs: Path) -> None:
 
 def base_image(name: str, packages: list[str], with_uv: bool = False) -> str:
     """``localhost/<name>:<hash of suite, mirror, packages>``, debootstrapped and imported unless it exists."""
-    uv_version = subprocess.run([shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv", "--version"],
-                                capture_output=True, text=True).stdout.strip() if with_uv else ""
+    uv_version = ""
+    if with_uv:
+        uv_version = subprocess.run([uv_binary(), "--version"], capture_output=True, text=True).stdout.strip()
     mirror = debian_mirror()
     ref = f"localhost/{name}:{digest(config.DEBIAN_SUITE, mirror, sorted(packages), uv_version)}"
     if image_exists(ref):
@@ -129,7 +130,7 @@ def base_image(name: str, packages: list[str], with_uv: bool = False) -> str:
              rootfs, mirror], stdout=subprocess.DEVNULL)
         trim(rootfs)
         if with_uv:
-            add_uv(rootfs)
+            shutil.copy2(uv_binary(), rootfs / "usr" / "local" / "bin" / "uv")
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         run([*NICE, "podman", "import", "--change", "ENV=LANG=C.UTF-8",
              "--change", "ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

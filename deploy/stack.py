@@ -125,7 +125,7 @@ class Stack:
         return podman("exec", container, *cmd, check=check)
 
     def stop(self, timeout: int = 30) -> dict[str, float]:
-        """Stop (SIGTERM, then SIGKILL after ``timeout`` s, like k8s' grace period) and remove; seconds per container."""
+        """Stop (SIGTERM, SIGKILL after ``timeout`` s like k8s' grace period), remove; seconds per container."""
         seconds = {}
         for container in reversed(self.started):
             t0 = time.time()
