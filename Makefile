@@ -5,7 +5,7 @@ API_HOST ?= 127.0.0.1
 API_PORT ?= 3000
 UI_PORT  ?= 8501
 
-.PHONY: venv backbone features train crossval tflite evaluate serve serve-api serve-ui test browser bento bench soak clean
+.PHONY: venv backbone features train crossval tflite evaluate serve serve-api serve-ui test browser bento bench soak clean podman images
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -49,8 +49,16 @@ serve-api: venv
 browser:  ## best effort: Debian chromium for the end-to-end UI test (the test skips without it)
 	@test -x /usr/bin/chromium || { (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the browser test will skip"; }
 
-test: venv browser
+test: venv browser podman
 	$(PY) -m pytest -q
+
+podman:  ## podman, runc and debootstrap for the container images and their test (apt; the test skips without podman)
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null || \
+	{ if command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq podman runc debootstrap >/dev/null; \
+	  else echo "no apt-get: install podman, runc and debootstrap yourself (the container test will skip)"; fi; }
+
+images: venv podman  ## API + UI images with podman, offline (deploy/images.py; base images and wheels cached)
+	$(PY) -m deploy.images
 
 bento: venv
 	$(PY) -m bentoml build

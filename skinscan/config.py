@@ -88,3 +88,9 @@ HEAD_WEIGHTING = "source"  # loss weights: every class, and every photo source w
 HEAD_C = 1.0  # inverse L2 strength of the logistic head
 OE_WEIGHT = 0.5  # outlier exposure: weight of the uniform-target loss on other_conditions images
 UNKNOWN_FALSE_RATE = 0.05  # threshold so that <= 5% of in-scope validation photos are called unknown
+
+# --- containers (podman, no registry: deploy/images.py) ------------------
+CONTAINER_CACHE = Path(os.environ.get("SKINSCAN_CONTAINER_CACHE", ROOT / "cache" / "containers"))  # wheelhouses
+DEBIAN_SUITE = "bookworm"  # the local base images are debootstrapped from the host's Debian mirror
+API_IMAGE = "localhost/skinscan-api:latest"
+UI_IMAGE = "localhost/skinscan-ui:latest"
