@@ -129,16 +129,21 @@ def run_levels(call, n_images: int, passes: int) -> list[dict]:
     return rows
 
 
-def tree_pss_mb(pid: int) -> float:
-    """Proportional set size summed over a process and its descendants (shared pages split, not double counted)."""
+def tree_memory_mb(pid: int, kind: str = "pss") -> float:
+    """``kind`` ("pss": proportional set size, shared pages split among their users; "uss": pages no other process
+    maps) summed over a process and its descendants, in MiB."""
     root = psutil.Process(pid)
     total = 0
     for p in [root, *root.children(recursive=True)]:
         try:
-            total += p.memory_full_info().pss
+            total += getattr(p.memory_full_info(), kind)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return round(total / 2**20, 1)
+
+
+def tree_pss_mb(pid: int) -> float:
+    return tree_memory_mb(pid, "pss")
 
 
 def in_process(images: list[bytes], passes: int) -> dict:

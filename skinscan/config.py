@@ -59,6 +59,7 @@ SERVING_LAYOUT = os.environ.get("SKINSCAN_SERVING_LAYOUT", "in_process")
 API_WORKERS = int(os.environ.get("SKINSCAN_API_WORKERS", "2"))  # API worker processes: one per core
 API_THREADS = int(os.environ.get("SKINSCAN_API_THREADS", "1"))  # pipeline threads per API worker
 API_MODEL_THREADS = int(os.environ.get("SKINSCAN_API_MODEL_THREADS", "1"))  # LiteRT threads per API worker
+API_TRACING = os.environ.get("SKINSCAN_API_TRACING", "0") == "1"  # OpenTelemetry spans per request (service.py)
 
 DISCLAIMER = (
     "skinscan is not a medical diagnosis. It recognises only 8 skin infections from a photo and can be "
