@@ -103,9 +103,6 @@ def count(result: dict | InputError) -> None:
         QUALITY_WARNINGS.labels(code=w["code"]).inc()
 
 
-COMPOSED = config.SERVING_LAYOUT == "composed"
-
-
 @bentoml.service(name="skinscan", workers=1 if COMPOSED else config.API_WORKERS,
                  traffic={"timeout": 120, "max_concurrency": 128}, tracing=TRACING)
 @bentoml.asgi_app(app, path="/")
