@@ -200,9 +200,16 @@ def worst_source_cost(feats, folds, temperature, threshold, sources=FOLDS) -> tu
     return max(per.values()), per
 
 
-def choose_threshold(feats, folds, temperature, sources=FOLDS) -> float:
+def choose_threshold(feats, folds, temperature, sources=FOLDS, seen=None) -> float:
+    """The unknown threshold with the lowest worst-source cost; with ``seen`` (predictions of the shipped model on
+    its grouped validation split, in the ``folds`` layout under the name "seen"), the lowest mean cost over the held-out
+    sources and the seen ones, so that neither a never-seen source nor the usual photos decide alone."""
     grid = np.round(np.arange(0.20, 0.90, 0.01), 2)
-    costs = [worst_source_cost(feats, folds, temperature, t, sources)[0] for t in grid]
+    if seen is None:
+        costs = [worst_source_cost(feats, folds, temperature, t, sources)[0] for t in grid]
+    else:
+        costs = [np.mean(list(worst_source_cost(feats, folds, temperature, t, sources)[1].values())
+                         + list(worst_source_cost(feats, seen, temperature, t, ["seen"])[1].values())) for t in grid]
     return float(grid[int(np.argmin(costs))])
 
 
