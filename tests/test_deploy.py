@@ -597,12 +597,13 @@ def test_bentofile_schema_and_paths():
         "service/service.py",
         "skinscan/config.py",
         "skinscan/knowledge.json",
-        f"{MODEL_PATH}/model.keras",
+        f"{MODEL_PATH}/model.tflite",
         f"{MODEL_PATH}/MODEL_CARD.md",
         "third_party/LICENSE",
     ]
     excluded = [
         "tests/test_deploy.py",
+        f"{MODEL_PATH}/model.keras",  # the API serves model.tflite
         "models/backbone/efficientnet_lite0_imagenet.weights.h5",
         ".venv/lib/python3.11/site-packages/x.py",
         "skinscan/__pycache__/config.cpython-311.pyc",

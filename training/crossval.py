@@ -195,8 +195,10 @@ def worst_source_cost(feats, folds, temperature, threshold, sources=FOLDS) -> tu
     for source in sources:
         m = folds["fold"] == source
         r = report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, threshold)
-        errors = [1 - r["in_scope"]["right_answer"]] + [r[k]["given_a_disease"] for k in ("other", "healthy") if k in r]
-        per[source] = float(np.mean([errors[0], np.mean(errors[1:])]) if len(errors) > 1 else errors[0])
+        parts = [1 - r["in_scope"]["right_answer"]] if "in_scope" in r else []
+        out_of_scope = [r[k]["given_a_disease"] for k in ("other", "healthy") if k in r]
+        parts += [float(np.mean(out_of_scope))] if out_of_scope else []
+        per[source] = float(np.mean(parts)) if parts else 0.0
     return max(per.values()), per
 
 
