@@ -86,7 +86,7 @@ def test_training_smoke_round_trip(tmp_path, data_root):
     from training import calibrate, features, train
 
     feats = tmp_path / "features.npz"
-    features.main(["--limit", "2", "--views", "1", "--out", str(feats)])
+    features.main(["--limit", "4", "--views", "1", "--out", str(feats)])
     out, folds = tmp_path / "model", tmp_path / "folds"
     train.main(["--features", str(feats), "--epochs", "1", "--holdout-source", "dermnet", "--out", str(folds / "dermnet")])
     model = train.main(["--features", str(feats), "--epochs", "1", "--out", str(out)])
