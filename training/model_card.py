@@ -69,8 +69,9 @@ def render(model_dir: Path) -> str:
                                     ["grouped_test"] + [k for k, v in m["test_by_source"].items() if "in_scope" in v])), ""]
     s += ["## Where skinscan is weak",
           "- **A source nobody here has** (other clinics, darker skin, consumer phone photos) is the real test; the held-out "
-          "rows above are the best estimate. The Kaggle collection is not held out (each fine-tuned fold costs about 20 "
-          "minutes on 2 cores, and without it only 267 photos of the 8 and no chickenpox remain).",
+          "rows above are the best estimate. Only DermNet and the toenail crawl are held out (each fine-tuned fold costs "
+          "6-15 minutes on 2 cores); SD-198 and the Kaggle collection (without it only 267 photos of the 8 and no "
+          "chickenpox remain) are not.",
           "- **Healthy skin** is represented only by feet and nails (`healthy_feet_nails`); healthy skin elsewhere on the "
           "body is not in the data and may be given a disease more often than the table shows.",
           "- **Look-alikes** (herpes simplex, eczema, erysipelas, measles) are not in the data; expect them to be given "
