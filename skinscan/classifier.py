@@ -37,6 +37,7 @@ class _ModelFiles:
         self.labels: list[str] = meta["labels"]
         self.name = meta.get("model_name", config.MODEL_NAME)
         self.version = meta.get("version", "unknown")
+        self.colour_constancy = bool(meta.get("colour_constancy", False))  # preprocessing setting of this model
         self.temperature = float(json.loads((self.model_dir / "calibration.json").read_text())["temperature"])
 
 

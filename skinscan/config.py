@@ -83,7 +83,15 @@ SPLIT_FRACTIONS = (0.70, 0.15, 0.15)  # train / val / test, by near-duplicate gr
 UNFREEZE_FROM_BLOCK = 8  # phase 2 fine-tunes MBConv blocks 8..15 and the head conv; BatchNorm stays frozen
 BACKBONE = "lite0"  # ImageNet EfficientNet-Lite variant the classifier is fine-tuned from (224 px)
 HEAD_WEIGHTING = "source_sqrt"  # loss weights: classes weigh the same; within a class, a source by 1/sqrt of its count
+COLOUR_CONSTANCY = False  # shades-of-grey in the model's preprocessing (training.train --colour-constancy; labels.json)
+OTHER_PATCHES = 0.0  # share of "other" training views that are small patches (healthy skin around a condition)
+MUTED_REDNESS = False  # darker-skin augmentation also mutes redness (erythema shows less red on darker skin)
+AVERAGE_FROM_EPOCH = 3  # training.train: 0 keeps the best validation epoch; N averages the weights of epochs N..last
 HEAD_C = 1.0  # inverse L2 strength of the logistic head (phase 1 and training.crossval)
+# The unknown threshold (training.crossval.choose_threshold): as many right answers as possible while no held-out
+# photo source gets a disease for more than this share of its other-condition or healthy photos. The floor the
+# product is held to is 0.35 on average; 0.25 on the worst source we have leaves room for sources we have not.
+UNKNOWN_MAX_OUT_OF_SCOPE = 0.25
 
 # --- containers (podman, no registry: deploy/images.py) ------------------
 CONTAINER_CACHE = Path(os.environ.get("SKINSCAN_CONTAINER_CACHE", ROOT / "cache" / "containers"))  # wheelhouses

@@ -44,6 +44,7 @@ class Pipeline:
         meta = json.loads((self.model_dir / "labels.json").read_text())
         self.labels: list[str] = [c for c in meta["labels"] if c != config.OTHER_LABEL]  # the 8 diseases, in head order
         self.n_logits = len(meta["labels"])  # the head's classes: the 8, then "other"
+        self.colour_constancy = bool(meta.get("colour_constancy", False))  # the model's preprocessing setting
         self.model_info = {"name": meta.get("model_name", config.MODEL_NAME), "version": meta.get("version", "unknown")}
         self.temperature = float(json.loads((self.model_dir / "calibration.json").read_text())["temperature"])
         gates = json.loads((self.model_dir / "gates.json").read_text())
@@ -68,7 +69,7 @@ class Pipeline:
         if not report["usable"]:
             message = next(w["message"] for w in report["warnings"] if w["code"] == "unusable")
             raise InputError("unusable_image", message)
-        model_input = to_model_input(rgb)
+        model_input = to_model_input(rgb, colour_constancy=self.colour_constancy)
         quality_ms = _ms(t1)
         return Prepared(model_input, {k: report[k] for k in ("ok", "warnings", "metrics")},
                         {"decode": t_decode, "quality": quality_ms})

@@ -32,3 +32,17 @@ def test_decoded_png_matches_the_array():
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "PNG")
     assert np.array_equal(to_model_input(decode_image(buf.getvalue())), to_model_input(rgb))
+
+
+def test_colour_constancy_removes_a_colour_cast():
+    """Shades-of-grey: the same photo under a blue-ish and a red-ish light gives nearly the same model input."""
+    from skinscan.preprocess import shades_of_grey
+
+    rgb = skimage.data.coffee().astype(np.float32)
+    blue = np.clip(rgb * [0.8, 0.95, 1.2], 0, 255).astype(np.uint8)
+    red = np.clip(rgb * [1.2, 0.95, 0.8], 0, 255).astype(np.uint8)
+    plain = np.abs(to_model_input(blue) - to_model_input(red)).mean()
+    corrected = np.abs(to_model_input(blue, colour_constancy=True) - to_model_input(red, colour_constancy=True)).mean()
+    assert corrected < plain / 3, (plain, corrected)
+    grey = np.full((32, 32, 3), 90, np.uint8)
+    assert np.array_equal(shades_of_grey(grey), grey)  # a neutral photo is left as it is

@@ -150,29 +150,38 @@ def augment(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def darker_skin_tone(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A darker-skinned rendering of a photo (lightness scaled down in CIELAB), so a gate fitted on mostly light
-    skin does not learn "skin = light pink"."""
+def skin_patch(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A small random patch (5-25% of the photo): from a photo of another condition, mostly the normal skin around
+    it, so "other" also covers close-ups of healthy skin (the data has healthy feet and nails only)."""
+    h, w = rgb.shape[:2]
+    side = np.sqrt(rng.uniform(0.05, 0.25) * h * w)
+    ch, cw = int(min(h, max(16, side))), int(min(w, max(16, side)))
+    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    return rgb[y0 : y0 + ch, x0 : x0 + cw]
+
+
+def darker_skin_tone(rgb: np.ndarray, rng: np.random.Generator, muted_redness: bool = False) -> np.ndarray:
+    """A darker-skinned rendering of a photo (CIELAB), so neither gate nor classifier learns "skin = light pink":
+    lightness scaled down; with ``muted_redness``, redness contrast around the photo's median colour muted and the
+    tone shifted towards brown, as erythema shows less red on darker skin."""
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
     lab[..., 0] *= rng.uniform(0.35, 0.7)
-    lab[..., 1:] = 128 + (lab[..., 1:] - 128) * rng.uniform(0.8, 1.2)
+    if muted_redness:
+        centre = np.median(lab[..., 1:].reshape(-1, 2), axis=0)
+        lab[..., 1:] = centre + (lab[..., 1:] - centre) * rng.uniform(0.4, 0.9)
+        lab[..., 1] += rng.uniform(-2, 6)
+        lab[..., 2] += rng.uniform(0, 12)
+    else:
+        lab[..., 1:] = 128 + (lab[..., 1:] - 128) * rng.uniform(0.8, 1.2)
     return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
-def shades_of_grey(rgb: np.ndarray, p: int = 6) -> np.ndarray:
-    """Shades-of-grey colour constancy (Finlayson & Trezzi 2004): divide out the estimated light colour."""
-    img = rgb.astype(np.float32)
-    light = np.power(np.mean(np.power(img, p), axis=(0, 1)), 1 / p) + 1e-6
-    gains = light.mean() / light
-    return np.clip(img * gains, 0, 255).astype(np.uint8)
-
-
-def photo_conditions(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def photo_conditions(rgb: np.ndarray, rng: np.random.Generator, muted_redness: bool = False) -> np.ndarray:
     """What differs between photo collections, so the model cannot key on it: skin tone, colour cast, resolution,
     blur, JPEG quality and text/watermark overlays (each applied at random)."""
     img = rgb
     if rng.random() < 0.3:
-        img = darker_skin_tone(img, rng)
+        img = darker_skin_tone(img, rng, muted_redness)
     if rng.random() < 0.5:  # colour cast of another camera / light
         img = np.clip(img.astype(np.float32) * rng.uniform(0.85, 1.15, 3), 0, 255).astype(np.uint8)
     h, w = img.shape[:2]

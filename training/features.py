@@ -68,11 +68,11 @@ def frozen_backbone(variant: str):
     return keras.Model(imagenet.input, imagenet.get_layer("avg_pool").output)
 
 
-def embed_images(model, images, size: int, transform=None, batch: int = 32) -> np.ndarray:
+def embed_images(model, images, size: int, transform=None, batch: int = 32, colour_constancy: bool = False) -> np.ndarray:
     outs = []
     for i in range(0, len(images), batch):
         chunk = [transform(im) if transform else im for im in images[i : i + batch]]
-        outs.append(model.predict_on_batch(np.stack([to_model_input(im, size) for im in chunk])))
+        outs.append(model.predict_on_batch(np.stack([to_model_input(im, size, colour_constancy) for im in chunk])))
     return np.concatenate(outs).astype(np.float32)
 
 
@@ -89,14 +89,13 @@ def build(variant: str, views: int, colour_constancy: bool, seed: int = config.S
     t0 = time.time()
     images = [data.shrink(data.load_rgb(root / r["path"]), 400) for r in tqdm(records, desc="decode", unit="img")]
     groups = data.group_near_duplicates([data.dhash(im) for im in images])
-    if colour_constancy:
-        images = [data.shades_of_grey(im) for im in images]
     model = frozen_backbone(variant)
     size = backbone.VARIANTS[variant]["input_size"]
     rng = np.random.default_rng(seed)
-    out = {"clean": embed_images(model, images, size), "flip": embed_images(model, images, size, lambda im: im[:, ::-1])}
+    cc = {"colour_constancy": colour_constancy}
+    out = {"clean": embed_images(model, images, size, **cc), "flip": embed_images(model, images, size, lambda im: im[:, ::-1], **cc)}
     for v in range(views):
-        out[f"aug{v}"] = embed_images(model, images, size, lambda im: data.photo_conditions(data.augment(im, rng), rng))
+        out[f"aug{v}"] = embed_images(model, images, size, lambda im: data.photo_conditions(data.augment(im, rng), rng), **cc)
         print(f"  view {v + 1}/{views} done ({(time.time() - t0) / 60:.1f} min)")
     path = Path(path or cache_path(variant, colour_constancy))
     path.parent.mkdir(parents=True, exist_ok=True)

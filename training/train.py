@@ -45,9 +45,25 @@ def parse_args(argv=None):
     ap.add_argument("--weighting", default=config.HEAD_WEIGHTING, choices=["class", "source", "source_sqrt"])
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--average-from", type=int, default=config.AVERAGE_FROM_EPOCH,
+                    help="keep the average of the weights at the end of this epoch and every later one (all epochs run); "
+                         "0: keep the epoch with the best validation top-1 of the 8")
     ap.add_argument("--unfreeze-from", type=int, default=config.UNFREEZE_FROM_BLOCK)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--other-patches", type=float, default=config.OTHER_PATCHES,
+                    help="share of the 'other' photos' training views that are small patches (training.data.skin_patch)")
+    ap.add_argument("--muted-redness", action=argparse.BooleanOptionalAction, default=config.MUTED_REDNESS,
+                    help="darker-skin augmentation also mutes redness and browns the tone (training.data.darker_skin_tone)")
+    ap.add_argument("--colour-constancy", action=argparse.BooleanOptionalAction, default=config.COLOUR_CONSTANCY,
+                    help="shades-of-grey colour constancy in the model's preprocessing (recorded in labels.json)")
     return ap.parse_args(argv)
+
+
+def training_view(rgb, label: int, other_patches: float, muted_redness: bool, rng):
+    """One augmented training view: crop/flip/colour, photo conditions; for "other", sometimes a small patch first."""
+    if other_patches > 0 and label == len(config.CLASS_IDS) and rng.random() < other_patches:
+        rgb = data.skin_patch(rgb, rng)
+    return data.photo_conditions(data.augment(rgb, rng), rng, muted_redness)
 
 
 def build_model(n_classes: int, head_weights, seed: int):
@@ -78,7 +94,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"[1/4] data, grouped split{', holding out ' + args.holdout_source if args.holdout_source else ''}")
-    feats = crossval.load_features(config.BACKBONE, path=args.features)
+    feats = crossval.load_features(config.BACKBONE, args.colour_constancy, path=args.features)
     masks = crossval.grouped_masks(feats, args.seed)
     y, sources = feats["y"], feats["sources"]
     keep = (y >= 0) & (sources != args.holdout_source)
@@ -108,9 +124,11 @@ def main(argv=None):
     train_model = keras.Model(model.input, model.output[0])
     train_model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     weights = crossval.sample_weights(y[idx_train], sources[idx_train], args.weighting)
-    x_val = np.stack([to_model_input(images[i]) for i in idx_val])
+    cc = args.colour_constancy
+    x_val = np.stack([to_model_input(images[i], colour_constancy=cc) for i in idx_val])
     y_val = y[idx_val]
     best, best_score, bad, history = train_model.get_weights(), -np.inf, 0, []
+    averaged, n_averaged = None, 0
     for epoch in range(args.epochs):
         te = time.time()
         order = rng.permutation(len(idx_train))
@@ -118,7 +136,8 @@ def main(argv=None):
         bar = tqdm(range(0, len(order), args.batch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch")
         for s in bar:
             pick = order[s : s + args.batch]
-            xb = np.stack([to_model_input(data.photo_conditions(data.augment(images[idx_train[j]], rng), rng)) for j in pick])
+            xb = np.stack([to_model_input(training_view(images[idx_train[j]], y[idx_train[j]], args.other_patches, args.muted_redness, rng),
+                                          colour_constancy=cc) for j in pick])
             losses.append(train_model.train_on_batch(xb, y[idx_train[pick]], sample_weight=weights[pick]))
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
         logits = train_model.predict(x_val, batch_size=args.batch, verbose=0)
@@ -130,6 +149,12 @@ def main(argv=None):
                         "val_top1_9": val_acc, "val_top1_8_in_scope": val_top1})
         print(f"  epoch {epoch + 1}: val loss {val_loss:.3f} top-1 (9 classes) {val_acc:.3f}, top-1 of the 8 "
               f"{val_top1:.3f} ({time.time() - te:.0f} s, total {(time.time() - t0) / 60:.1f} min)", flush=True)
+        if args.average_from:  # weight averaging over the later epochs (Izmailov et al. 2018), no early stop
+            if epoch + 1 >= args.average_from:
+                now = train_model.get_weights()
+                averaged = now if averaged is None else [a + w for a, w in zip(averaged, now)]
+                n_averaged += 1
+            continue
         # kept: the epoch that names the infection best on validation (the 9-way loss rises early, as the
         # "other" photos of the atlas look like its photos of the 8), ties broken by the loss
         score = val_top1 - 0.01 * val_loss
@@ -140,13 +165,19 @@ def main(argv=None):
             if bad >= args.patience:
                 print("  early stop: validation top-1 has not improved")
                 break
-    train_model.set_weights(best)
+    train_model.set_weights([a / n_averaged for a in averaged] if n_averaged else best)
+    if n_averaged:
+        logits = train_model.predict(x_val, batch_size=args.batch, verbose=0)
+        in_scope = y_val < len(config.CLASS_IDS)
+        val_top1 = float((logits[in_scope, : len(config.CLASS_IDS)].argmax(1) == y_val[in_scope]).mean())
+        history.append({"averaged_epochs": n_averaged, "val_top1_8_in_scope": val_top1})
+        print(f"  average of the last {n_averaged} epochs: validation top-1 of the 8 {val_top1:.3f}")
 
     print(f"[4/4] export to {out}")
     model.save(out / "model.keras")
     version = datetime.now(timezone.utc).strftime("%Y%m%d.%H%M")
     (out / "labels.json").write_text(json.dumps({"labels": HEAD_LABELS, "model_name": config.MODEL_NAME, "version": version,
-                                                 "input_size": config.IMAGE_SIZE}, indent=2))
+                                                 "input_size": config.IMAGE_SIZE, "colour_constancy": cc}, indent=2))
     (out / "calibration.json").write_text(json.dumps({"temperature": 1.0, "fitted_on": "not yet: training.calibrate "
                                                       "fits it on the leave-one-source-out folds"}, indent=2))
     split_of = np.where(masks["train"], "train", np.where(masks["val"], "val", np.where(masks["test"], "test", "")))
@@ -162,7 +193,9 @@ def main(argv=None):
     (out / "split.json").write_text(json.dumps(split_doc, indent=1))
     (out / "training.json").write_text(json.dumps({
         "backbone": f"EfficientNet-{config.BACKBONE.title()} (ImageNet), blocks {args.unfreeze_from}-15 fine-tuned",
-        "input_size": config.IMAGE_SIZE, "weighting": args.weighting, "holdout_source": args.holdout_source,
+        "input_size": config.IMAGE_SIZE, "colour_constancy": cc, "other_patches": args.other_patches,
+        "muted_redness": args.muted_redness, "average_from_epoch": args.average_from,
+        "weighting": args.weighting, "holdout_source": args.holdout_source,
         "train_photos": int(train.sum()), "val_photos": int(val.sum()), "history": history,
         "train_photos_by_source": {s: int(((sources == s) & train).sum()) for s in crossval.FOLDS},
         "train_minutes": (time.time() - t0) / 60}, indent=2))

@@ -1,0 +1,73 @@
+"""The rules that turn fold predictions into the shipped decision: the unknown threshold and the model's
+preprocessing setting. Synthetic logits with a known answer, checked against brute force."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from skinscan import config
+from training import crossval
+
+N = len(config.CLASS_IDS)
+
+
+def synthetic_folds(rng):
+    """Two held-out sources: photos of the 8 (confident and right, or unsure) and other conditions (some confident)."""
+    kinds, ys, logits, fold = [], [], [], []
+    for source, n_in, n_out in (("a", 40, 60), ("b", 30, 50)):
+        for i in range(n_in + n_out):
+            row = rng.normal(0, 0.3, N + 1)
+            inside = i < n_in
+            cls = int(rng.integers(0, N))
+            row[cls] += rng.uniform(0.5, 5.0)  # how sure the head is of one disease
+            if not inside:
+                row[N] += rng.uniform(0.0, 4.0)
+            kinds.append("disease" if inside else "other")
+            ys.append(cls if inside else N)
+            logits.append(row)
+            fold.append(source)
+    feats = {"y": np.array(ys), "kinds": np.array(kinds)}
+    folds = {"logits": np.array(logits), "skin": np.ones(len(ys), bool), "fold": np.array(fold, dtype=object)}
+    return feats, folds
+
+
+def test_threshold_is_the_most_right_answers_within_the_out_of_scope_cap():
+    feats, folds = synthetic_folds(np.random.default_rng(0))
+    cap = 0.2
+    chosen = crossval.choose_threshold(feats, folds, 1.0, ["a", "b"], max_out_of_scope=cap)
+
+    def figures(t):
+        reps = [crossval.report_source(feats, folds["fold"] == s, folds["logits"][folds["fold"] == s],
+                                       folds["skin"][folds["fold"] == s], 1.0, t) for s in ("a", "b")]
+        return max(r["other"]["given_a_disease"] for r in reps), np.mean([r["in_scope"]["right_answer"] for r in reps])
+
+    worst, right = figures(chosen)
+    assert worst <= cap
+    grid = np.round(np.arange(0.10, 0.90, 0.01), 2)
+    allowed = [figures(t)[1] for t in grid if figures(t)[0] <= cap]
+    assert right == pytest.approx(max(allowed))
+    # a looser cap never gives fewer right answers, and the cap binds: without it more photos are answered
+    assert figures(crossval.choose_threshold(feats, folds, 1.0, ["a", "b"], max_out_of_scope=0.5))[1] >= right
+    assert figures(0.89)[0] > cap
+
+
+def test_model_colour_constancy_setting_reaches_the_pipeline(tmp_path, model_dir, data_root):
+    """labels.json's colour_constancy is applied by the serving pipeline (same preprocessing as in training)."""
+    from skinscan.pipeline import Pipeline
+    from skinscan.preprocess import to_model_input
+    from training.data import load_rgb
+
+    for name in ("labels.json", "calibration.json", "gates.json", "gates.npz", "quality.json"):
+        shutil.copy(model_dir / name, tmp_path / name)
+    meta = json.loads((tmp_path / "labels.json").read_text())
+    photo = sorted((data_root / "skin8" / "train" / "cellulitis").iterdir())[0]
+    shipped = Pipeline(model_dir).prepare(photo.read_bytes()).model_input
+    (tmp_path / "labels.json").write_text(json.dumps({**meta, "colour_constancy": True}))
+    corrected = Pipeline(tmp_path).prepare(photo.read_bytes()).model_input
+    rgb = load_rgb(photo)
+    assert np.array_equal(shipped, to_model_input(rgb, colour_constancy=bool(meta.get("colour_constancy", False))))
+    assert np.array_equal(corrected, to_model_input(rgb, colour_constancy=True))
+    assert not np.array_equal(shipped, corrected) or meta.get("colour_constancy")
