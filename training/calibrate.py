@@ -124,8 +124,8 @@ def main(argv=None):
     loso["skin"][loso_sel] = gate.predict_proba(_unit(model_outputs(clf, paths[loso_sel], desc="loso skin")[1]))[:, 1] >= skin_threshold
     table = crossval.summarise(feats, loso, temperature, threshold, fitted)
     for source in set(folds_run) - set(fitted):
-        m = loso["fold"] == source
-        table[source] = crossval.report_source(feats, m, loso["logits"][m], loso["skin"][m], temperature, threshold)
+        sel = loso["fold"] == source
+        table[source] = crossval.report_source(feats, sel, loso["logits"][sel], loso["skin"][sel], temperature, threshold)
     table["summary"]["non_skin_accepted"] = ns_accepted
     print(f"  test top-1 {m['accuracy']:.3f}, decisions {json.dumps(decisions)}")
     print(f"  leave-one-source-out: {json.dumps(table['summary'])}")

@@ -338,6 +338,8 @@ def render_model(summary: dict, figures: dict[str, bytes] | None = None, names: 
                          "Healthy skin given a disease": pct(healthy.get("given_a_disease"), 1) if healthy else "-",
                          "Photos": ins.get("n")})
         st.dataframe(pd.DataFrame(rows), hide_index=True)
+        for source, why in (unseen.get("report_only") or {}).items():
+            st.caption(f"{SOURCE_NAMES.get(source, source)}: {md(why)}.")
     st.subheader("Test results")
     cols = st.columns(4)
     cols[0].metric("Accuracy", pct(test.get("accuracy"), 1))
