@@ -92,6 +92,8 @@ def test_training_smoke_round_trip(tmp_path, data_root):
     model = train.main(["--features", str(feats), "--epochs", "1", "--out", str(out)])
     seen = {d: json.loads((d / "training.json").read_text())["train_photos_by_source"] for d in (folds / "dermnet", out)}
     assert seen[folds / "dermnet"]["dermnet"] == 0 < seen[out]["dermnet"] and seen[out]["kaggle"] > 0
+    if config.AVERAGE_FROM_EPOCH:  # a 1-epoch run keeps that epoch's weights, not the untrained start
+        assert json.loads((out / "training.json").read_text())["history"][-1]["averaged_epochs"] == 1
     shutil.copy(config.MODEL_DIR / "quality.json", out / "quality.json")
     calibrate.main(["--model", str(out), "--folds", str(folds), "--features", str(feats)])
     for name in ("model.keras", "labels.json", "calibration.json", "metrics.json", "split.json", "gates.json",

@@ -8,7 +8,8 @@
 2. phase 1: the head on cached frozen-backbone embeddings (``training.features``, clean + augmented views);
 3. phase 2: MBConv blocks 8-15 and the head fine-tuned (BatchNorm frozen) with crop/flip/colour augmentation
    plus photo conditions (darker skin tone, colour cast, low resolution, blur, JPEG, text overlays), loss weights
-   that balance classes and sources, the epoch with the best validation top-1 of the 8 kept;
+   that balance classes and sources; the average of the weights at the end of epochs 3-8 kept
+   (``--average-from 0``: the epoch with the best validation top-1 of the 8);
 4. export model.keras (image -> logits over the 8 + "other", embedding), labels and split to DIR.
 
 Calibration, gates and the figures are fitted afterwards by ``training.calibrate`` from the leave-one-source-out
@@ -129,6 +130,7 @@ def main(argv=None):
     y_val = y[idx_val]
     best, best_score, bad, history = train_model.get_weights(), -np.inf, 0, []
     averaged, n_averaged = None, 0
+    average_from = min(args.average_from, args.epochs)  # a short run averages its last epoch at least
     for epoch in range(args.epochs):
         te = time.time()
         order = rng.permutation(len(idx_train))
@@ -149,8 +151,8 @@ def main(argv=None):
                         "val_top1_9": val_acc, "val_top1_8_in_scope": val_top1})
         print(f"  epoch {epoch + 1}: val loss {val_loss:.3f} top-1 (9 classes) {val_acc:.3f}, top-1 of the 8 "
               f"{val_top1:.3f} ({time.time() - te:.0f} s, total {(time.time() - t0) / 60:.1f} min)", flush=True)
-        if args.average_from:  # weight averaging over the later epochs (Izmailov et al. 2018), no early stop
-            if epoch + 1 >= args.average_from:
+        if average_from:  # weight averaging over the later epochs (Izmailov et al. 2018), no early stop
+            if epoch + 1 >= average_from:
                 now = train_model.get_weights()
                 averaged = now if averaged is None else [a + w for a, w in zip(averaged, now)]
                 n_averaged += 1
