@@ -24,7 +24,9 @@ import bentoml
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from skinscan import config
 from skinscan.classifier import Classifier
@@ -195,6 +197,29 @@ async def model_figure(figure: str):
     if figure not in ("confusion_matrix", "reliability"):
         return JSONResponse({"error": {"code": "not_found", "message": "No such figure."}}, status_code=404)
     return FileResponse(config.MODEL_DIR / f"{figure}.png", media_type="image/png")
+
+
+class FallbackRoute(APIRoute):
+    """Matches any path except BentoML's own pages, which it registers after mounting this app (index, docs.json,
+    static files): BentoML mounts the app only for paths one of its routes matches, and answers others in plain text."""
+
+    def matches(self, scope):
+        if scope["path"] in ("/", "/docs.json") or scope["path"].startswith(("/static_content/", "/assets/")):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+async def no_such_path(request: Request, path: str):
+    """Any other path: the JSON 404, or 405 where a route above has the path but not the method."""
+    allowed = sorted({m for r in app.routes if r.endpoint is not no_such_path
+                      and r.matches(request.scope)[0] == Match.PARTIAL for m in r.methods})
+    if allowed:
+        raise StarletteHTTPException(405, "Method Not Allowed", headers={"Allow": ", ".join(allowed)})
+    raise StarletteHTTPException(404, "Not Found")
+
+
+app.router.add_api_route("/{path:path}", no_such_path, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                         include_in_schema=False, route_class_override=FallbackRoute)
 
 
 def model_summary() -> dict:

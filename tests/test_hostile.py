@@ -188,6 +188,10 @@ def cases() -> dict:
         "unsupported_media_type")
     add("get_predict", lambda u: (lambda r: (r.status_code, r.content))(requests.get(u + "/predict", timeout=30)), 405,
         "method_not_allowed")
+    add("unknown_path", lambda u: (lambda r: (r.status_code, r.content))(requests.get(u + "/nope", timeout=30)), 404,
+        "not_found")
+    add("post_unknown_path", lambda u: (lambda r: (r.status_code, r.content))(requests.post(u + "/v1/predict", data=b"x",
+                                                                                            timeout=30)), 404, "not_found")
     # odd but valid photos: 200
     add("png_named_jpg", files(lambda: encode(Image.fromarray(rgb()), "PNG"), name="photo.jpg", ctype="image/jpeg"), 200)
     add("part_type_text_plain", files(lambda: photo(), name="photo", ctype="text/plain"), 200)

@@ -47,6 +47,10 @@ def test_overload_is_503_json_with_retry_after(client, monkeypatch):
 def test_404_and_405_use_the_error_shape(client):
     assert_error(client.get("/predict"), 405, "method_not_allowed")
     assert_error(client.get("/model/nope.png"), 404, "not_found")
+    assert_error(client.post("/nope/deeper"), 404, "not_found")
+    resp = client.delete("/diseases")
+    assert_error(resp, 405, "method_not_allowed")
+    assert "GET" in resp.headers["Allow"]
 
 
 class Forward:
