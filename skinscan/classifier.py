@@ -28,7 +28,7 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-class _ModelFiles:
+class ModelFiles:
     """``labels.json`` and ``calibration.json`` of a model directory."""
 
     def __init__(self, model_dir: Path | str):
@@ -41,7 +41,7 @@ class _ModelFiles:
         self.temperature = float(json.loads((self.model_dir / "calibration.json").read_text())["temperature"])
 
 
-class Classifier(_ModelFiles):
+class Classifier(ModelFiles):
     """``model.tflite`` on the LiteRT interpreter (float32, XNNPACK, ``num_threads`` threads).
 
     The interpreter is not thread-safe: calls are serialised by a lock, one image per invoke (LiteRT runs
@@ -86,7 +86,7 @@ class Classifier(_ModelFiles):
         return logits, embedding
 
 
-class KerasClassifier(_ModelFiles):
+class KerasClassifier(ModelFiles):
     """``model.keras`` on TensorFlow (training, gate fitting, the export check and the plain-server baseline)."""
 
     def __init__(self, model_dir: Path | str = config.MODEL_DIR):

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from skinscan import config, knowledge, quality
-from skinscan.classifier import softmax
+from skinscan.classifier import ModelFiles, softmax
 from skinscan.decode import InputError, decode_upload
 from skinscan.preprocess import to_model_input
 from skinscan.skin_gate import SkinGate
@@ -41,12 +41,12 @@ def _ms(t0: float) -> float:
 class Pipeline:
     def __init__(self, model_dir: Path | str = config.MODEL_DIR, forward: Forward | None = None):
         self.model_dir = Path(model_dir)
-        meta = json.loads((self.model_dir / "labels.json").read_text())
-        self.labels: list[str] = [c for c in meta["labels"] if c != config.OTHER_LABEL]  # the 8 diseases, in head order
-        self.n_logits = len(meta["labels"])  # the head's classes: the 8, then "other"
-        self.colour_constancy = bool(meta.get("colour_constancy", False))  # the model's preprocessing setting
-        self.model_info = {"name": meta.get("model_name", config.MODEL_NAME), "version": meta.get("version", "unknown")}
-        self.temperature = float(json.loads((self.model_dir / "calibration.json").read_text())["temperature"])
+        files = ModelFiles(self.model_dir)
+        self.labels: list[str] = [c for c in files.labels if c != config.OTHER_LABEL]  # the 8 diseases, in head order
+        self.n_logits = len(files.labels)  # the head's classes: the 8, then "other"
+        self.colour_constancy = files.colour_constancy  # the model's preprocessing setting
+        self.model_info = {"name": files.name, "version": files.version}
+        self.temperature = files.temperature
         gates = json.loads((self.model_dir / "gates.json").read_text())
         with np.load(self.model_dir / "gates.npz") as npz:
             arrays = {k: npz[k].astype(np.float64) for k in npz.files}

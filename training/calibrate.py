@@ -35,7 +35,8 @@ def model_outputs(clf: KerasClassifier, paths, transform=None, batch: int = 32, 
     logits, embs = [], []
     for i in tqdm(range(0, len(paths), batch), desc=desc, unit="batch"):
         rgbs = [data.load_rgb(config.DATA_ROOT / p) for p in paths[i : i + batch]]
-        lo, em = clf.forward(np.stack([to_model_input(transform(im) if transform else im, colour_constancy=clf.colour_constancy) for im in rgbs]))
+        lo, em = clf.forward(np.stack([to_model_input(transform(im) if transform else im, colour_constancy=clf.colour_constancy)
+                                       for im in rgbs]))
         logits.append(lo)
         embs.append(em)
     return np.concatenate(logits), np.concatenate(embs)
@@ -122,10 +123,7 @@ def main(argv=None):
     # leave-one-source-out skin decisions use the shipped gate (the fold models' own gates are not fitted)
     loso_sel = loso["fold"] != ""
     loso["skin"][loso_sel] = gate.predict_proba(_unit(model_outputs(clf, paths[loso_sel], desc="loso skin")[1]))[:, 1] >= skin_threshold
-    table = crossval.summarise(feats, loso, temperature, threshold, fitted)
-    for source in set(folds_run) - set(fitted):
-        sel = loso["fold"] == source
-        table[source] = crossval.report_source(feats, sel, loso["logits"][sel], loso["skin"][sel], temperature, threshold)
+    table = crossval.summarise(feats, loso, temperature, threshold, fitted, [f for f in folds_run if f not in fitted])
     table["summary"]["non_skin_accepted"] = ns_accepted
     print(f"  test top-1 {m['accuracy']:.3f}, decisions {json.dumps(decisions)}")
     print(f"  leave-one-source-out: {json.dumps(table['summary'])}")

@@ -198,10 +198,10 @@ def choose_threshold(feats, folds, temperature, sources=FOLDS, seen=None,
     disease to at most ``max_out_of_scope`` of the other-condition and of the healthy photos of every held-out source:
     set for the worst source on what must not happen, then as many right answers as that allows."""
     grid = np.round(np.arange(0.10, 0.90, 0.01), 2)
+    masks = [folds["fold"] == s for s in sources]
     best, best_right = float(grid[0]), -1.0
     for t in grid:
-        held = [report_source(feats, folds["fold"] == s, folds["logits"][folds["fold"] == s], folds["skin"][folds["fold"] == s],
-                              temperature, t) for s in sources]
+        held = [report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, t) for m in masks]
         worst = max([r[k]["given_a_disease"] for r in held for k in ("other", "healthy") if k in r], default=0.0)
         if worst > max_out_of_scope:
             continue
@@ -229,9 +229,10 @@ def operating_curve(feats, folds, temperature, sources, seen=None, grid=np.round
     return rows
 
 
-def summarise(feats, folds, temperature, threshold, sources=FOLDS) -> dict:
+def summarise(feats, folds, temperature, threshold, sources=FOLDS, report_only=()) -> dict:
+    """A row per held-out source (``report_only`` ones too), the grouped split's rows, and a summary over ``sources``."""
     table = {}
-    for source in sources:
+    for source in [*sources, *report_only]:
         m = folds["fold"] == source
         table[source] = report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, threshold)
     for part in ("val", "test"):

@@ -49,7 +49,8 @@ def curve_section(cv: dict) -> list[str]:
     """What the unknown threshold trades, per held-out source and on the validation split (crossval.json)."""
     chosen = cv["unknown_threshold"]
     rows = cv["operating_curve"]
-    names = [k for k in cv["operating_curve"][0] if k != "threshold"]
+    names = [k for k in rows[0] if k != "threshold"]
+
     def cell(r):
         parts = [f"right {r['right']:.2f}"] if "right" in r else []
         parts += [f"{k} {r[k]:.0%}" for k in ("other", "healthy") if k in r]
