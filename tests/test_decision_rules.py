@@ -37,7 +37,7 @@ def synthetic_folds(rng):
 def test_threshold_is_the_most_right_answers_within_the_out_of_scope_cap():
     feats, folds = synthetic_folds(np.random.default_rng(0))
     cap = 0.2
-    chosen = crossval.choose_threshold(feats, folds, 1.0, ["a", "b"], max_out_of_scope=cap)
+    chosen, mean_right = crossval.choose_threshold(feats, folds, 1.0, ["a", "b"], max_out_of_scope=cap)
 
     def figures(t):
         reps = [crossval.report_source(feats, folds["fold"] == s, folds["logits"][folds["fold"] == s],
@@ -48,10 +48,39 @@ def test_threshold_is_the_most_right_answers_within_the_out_of_scope_cap():
     assert worst <= cap
     grid = np.round(np.arange(0.10, 0.90, 0.01), 2)
     allowed = [figures(t)[1] for t in grid if figures(t)[0] <= cap]
-    assert right == pytest.approx(max(allowed))
+    assert right == pytest.approx(max(allowed)) == pytest.approx(mean_right)
     # a looser cap never gives fewer right answers, and the cap binds: without it more photos are answered
-    assert figures(crossval.choose_threshold(feats, folds, 1.0, ["a", "b"], max_out_of_scope=0.5))[1] >= right
+    assert figures(crossval.choose_threshold(feats, folds, 1.0, ["a", "b"], max_out_of_scope=0.5)[0])[1] >= right
     assert figures(0.89)[0] > cap
+
+
+def test_unknown_score_counts_the_top_diseases():
+    """Split between two infections: unknown by the top-1 score, in scope by the top-2 one; spread over many
+    infections or put in "other": unknown by both."""
+    from skinscan.unknown_gate import UnknownGate, unknown_scores
+
+    two = np.full(N + 1, -4.0)
+    two[[0, 1]] = 2.0  # chickenpox or shingles, say
+    spread = np.zeros(N + 1)
+    other = np.full(N + 1, -4.0)
+    other[N] = 3.0
+    scores = {top: unknown_scores(np.stack([two, spread, other]), 1.0, N, top) for top in (1, 2)}
+    assert scores[2][0] < 0.05 < 0.45 < scores[1][0]
+    assert min(scores[1][1], scores[2][1]) > 0.7 and min(scores[1][2], scores[2][2]) > 0.9
+    gate = UnknownGate.load({"method": "other_class", "top_diseases": 2, "threshold": 0.3}, 1.0, N)
+    assert not gate.decide(two)["is_unknown"] and gate.decide(spread)["is_unknown"] and gate.decide(other)["is_unknown"]
+    assert UnknownGate.load({"method": "other_class", "threshold": 0.3}, 1.0, N).decide(two)["is_unknown"]  # older gates: top 1
+
+
+def test_unknown_rule_is_the_best_candidate_under_the_cap():
+    feats, folds = synthetic_folds(np.random.default_rng(1))
+    rule = crossval.choose_unknown_rule(feats, folds, 1.0, ["a", "b"], tops=(1, 2, 3))
+    assert set(rule["tried"]) == {1, 2, 3}
+    best = max(r["mean_right"] for r in rule["tried"].values())
+    assert rule["tried"][rule["top_diseases"]]["mean_right"] == best
+    assert rule["threshold"] == rule["tried"][rule["top_diseases"]]["threshold"]
+    for top, r in rule["tried"].items():
+        assert (r["threshold"], r["mean_right"]) == crossval.choose_threshold(feats, folds, 1.0, ["a", "b"], top=top)
 
 
 def test_model_colour_constancy_setting_reaches_the_pipeline(tmp_path, model_dir, data_root):

@@ -4,9 +4,9 @@
 
 1. leave-one-source-out predictions: each fold model in ``--folds`` (``training.train --holdout-source S``) scores
    the photos of the source it never saw (one per near-duplicate group, never a test-split photo);
-2. the temperature (8-way disease probabilities) is fitted on those pooled predictions; the unknown threshold
-   gives the most right answers over the held-out sources and the model's own validation split while no held-out
-   source has more than ``config.UNKNOWN_MAX_OUT_OF_SCOPE`` of its other-condition or healthy photos given a disease;
+2. the temperature (8-way disease probabilities) is fitted on those pooled predictions; the unknown score (1 - the
+   mass of the N likeliest diseases, N in ``config.UNKNOWN_TOP_CHOICES``) and its threshold give the most right
+   answers over the held-out sources and the model's own validation split while no held-out source has more than ``config.UNKNOWN_MAX_OUT_OF_SCOPE`` of its other-condition or healthy photos given a disease;
 3. the skin gate on the model's embeddings: train+val skin photos (clean and photo-condition views) vs half
    of non_skin;
 4. figures on the grouped test split, per source, and the leave-one-source-out table; gates.json, gates.npz,
@@ -87,10 +87,12 @@ def main(argv=None):
     val = crossval.one_per_group(groups, masks["val"] & (y >= 0))
     seen = {"logits": np.zeros_like(loso["logits"]), "skin": np.ones(len(y), bool), "fold": np.where(val, "seen", "")}
     seen["logits"][val] = model_outputs(clf, paths[val], desc="validation")[0]
-    threshold = crossval.choose_threshold(feats, loso, temperature, fitted, seen)
+    rule = crossval.choose_unknown_rule(feats, loso, temperature, fitted, seen)
+    threshold, top = rule["threshold"], rule["top_diseases"]
     grid = sorted({*np.round(np.arange(0.1, 0.81, 0.1), 2).tolist(), threshold})
-    curve = crossval.operating_curve(feats, loso, temperature, folds_run, seen, grid)
-    print(f"  folds {folds_run} (fitted on {fitted}): T = {temperature:.3f}, unknown threshold {threshold:.2f}")
+    curve = crossval.operating_curve(feats, loso, temperature, folds_run, seen, grid, top)
+    print(f"  folds {folds_run} (fitted on {fitted}): T = {temperature:.3f}, unknown: 1 - top-{top} disease mass "
+          f">= {threshold:.2f} (tried {json.dumps(rule['tried'])})")
 
     print("[2/4] skin gate on the model's embeddings")
     nonskin = kinds == "non_skin"
@@ -110,11 +112,11 @@ def main(argv=None):
     skin_ok = gate.predict_proba(_unit(t_emb))[:, 1] >= skin_threshold
     lo, sk = t_logits[in_test], skin_ok[in_test]
     ns_accepted = float(skin_ok[~in_test].mean())
-    decisions = crossval.report_source(feats, test, lo, sk, temperature, threshold)
+    decisions = crossval.report_source(feats, test, lo, sk, temperature, threshold, top)
     by_source = {}
     for s in crossval.FOLDS:
         sel = sources[test] == s
-        by_source[s] = crossval.report_source(feats, test & (sources == s), lo[sel], sk[sel], temperature, threshold)
+        by_source[s] = crossval.report_source(feats, test & (sources == s), lo[sel], sk[sel], temperature, threshold, top)
     dis = kinds[test] == "disease"
     y_dis, lo_dis = y[test][dis], lo[dis][:, :N]
     m = metrics.classification_metrics(y_dis, softmax(lo_dis, temperature), config.CLASS_IDS)
@@ -123,7 +125,7 @@ def main(argv=None):
     # leave-one-source-out skin decisions use the shipped gate (the fold models' own gates are not fitted)
     loso_sel = loso["fold"] != ""
     loso["skin"][loso_sel] = gate.predict_proba(_unit(model_outputs(clf, paths[loso_sel], desc="loso skin")[1]))[:, 1] >= skin_threshold
-    table = crossval.summarise(feats, loso, temperature, threshold, fitted, [f for f in folds_run if f not in fitted])
+    table = crossval.summarise(feats, loso, temperature, threshold, fitted, [f for f in folds_run if f not in fitted], top)
     table["summary"]["non_skin_accepted"] = ns_accepted
     print(f"  test top-1 {m['accuracy']:.3f}, decisions {json.dumps(decisions)}")
     print(f"  leave-one-source-out: {json.dumps(table['summary'])}")
@@ -135,17 +137,18 @@ def main(argv=None):
     np.savez_compressed(model_dir / "gates.npz", skin_weights=gate.coef_[0].astype(np.float32))
     (model_dir / "gates.json").write_text(json.dumps({
         "skin": {"bias": float(gate.intercept_[0]), "threshold": skin_threshold},
-        "unknown": {"method": "other_class", "threshold": threshold},
+        "unknown": {"method": "other_class", "top_diseases": top, "threshold": threshold},
         "report": {"skin_method": "logistic regression on the L2-normalised embedding: train+val skin photos of every "
                                   "source (clean and photo-condition views) vs half of non_skin; the threshold rejects "
                                   f"{crossval.SKIN_REJECT_RATE:.1%} of the fitted skin photos",
                    "non_skin_accepted": {"n": int(report_ns.sum()), "rate": ns_accepted},
                    "real_skin_rejected_test": float(1 - sk.mean()),
-                   "unknown_method": "1 - the largest disease probability of the 9-way head (8 infections + other) >= "
-                                     "threshold; the threshold gives the most right answers over the held-out sources "
-                                     "and the validation split while no held-out source has more than "
-                                     f"{config.UNKNOWN_MAX_OUT_OF_SCOPE:.0%} of its other-condition or healthy photos "
-                                     "given a disease"}}, indent=2))
+                   "unknown_method": f"1 - the summed probability of the {top} likeliest diseases of the 9-way head "
+                                     "(8 infections + other) >= threshold; the number of diseases and the threshold give "
+                                     "the most right answers over the held-out sources and the validation split while no "
+                                     f"held-out source has more than {config.UNKNOWN_MAX_OUT_OF_SCOPE:.0%} of its "
+                                     "other-condition or healthy photos given a disease",
+                   "unknown_rules_tried": rule["tried"]}}, indent=2))
     metrics.plot_confusion(m["confusion_matrix"]["matrix"], config.CLASS_IDS, model_dir / "confusion_matrix.png",
                            "Grouped test split, 8 infections")
     metrics.plot_reliability({"T=1": (softmax(lo_dis), y_dis), f"T={temperature:.2f}": (softmax(lo_dis, temperature), y_dis)},
@@ -153,7 +156,7 @@ def main(argv=None):
     m.update({"model": {"name": config.MODEL_NAME, "version": json.loads((model_dir / "labels.json").read_text())["version"],
                         "backbone": training["backbone"], "input_size": training["input_size"], "temperature": temperature,
                         "head": f"9 classes (8 + other), {training['weighting']}-balanced loss weights",
-                        "unknown_threshold": threshold},
+                        "unknown_threshold": threshold, "unknown_top_diseases": top},
               "test_decisions": decisions, "test_by_source": by_source, "training": training,
               "split": {s: {"photos": int(masks[s].sum()), "groups": int(len(set(groups[masks[s]])))} for s in masks}})
     (model_dir / "metrics.json").write_text(json.dumps(m, indent=2))
@@ -161,7 +164,8 @@ def main(argv=None):
                                                          "folds": folds_run, "fitted_on": fitted,
                                                          "report_only": {f: crossval.REPORT_ONLY[f] for f in folds_run if f not in fitted},
                                                          "temperature": temperature,
-                                                         "unknown_threshold": threshold, "table": table,
+                                                         "unknown_threshold": threshold, "unknown_top_diseases": top,
+                                                         "unknown_rules_tried": rule["tried"], "table": table,
                                                          "operating_curve": curve}, indent=1))
     model_card.main(["--model", str(model_dir)])
 

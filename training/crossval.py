@@ -155,16 +155,16 @@ def run_folds(feats, weighting, c, seed=config.SEED):
     return out
 
 
-def decide(logits, skin, temperature, threshold):
+def decide(logits, skin, temperature, threshold, top=1):
     """The pipeline's verdict per photo: not_skin, unknown or disease (with the argmax disease)."""
-    unknown = unknown_scores(logits, temperature, len(config.CLASS_IDS)) >= threshold
+    unknown = unknown_scores(logits, temperature, len(config.CLASS_IDS), top) >= threshold
     verdict = np.where(~skin, "not_skin", np.where(unknown, "unknown", "disease"))
     return verdict, logits[:, : len(config.CLASS_IDS)].argmax(axis=1)
 
 
-def report_source(feats, mask, logits, skin, temperature, threshold):
+def report_source(feats, mask, logits, skin, temperature, threshold, top=1):
     y, kinds = feats["y"][mask], feats["kinds"][mask]
-    verdict, pred = decide(logits, skin, temperature, threshold)
+    verdict, pred = decide(logits, skin, temperature, threshold, top)
     out = {}
     dis = kinds == "disease"
     if dis.any():
@@ -192,29 +192,41 @@ def fit_temperature_loso(feats, folds, sources=FOLDS) -> float:
 
 
 def choose_threshold(feats, folds, temperature, sources=FOLDS, seen=None,
-                     max_out_of_scope: float = config.UNKNOWN_MAX_OUT_OF_SCOPE) -> float:
+                     max_out_of_scope: float = config.UNKNOWN_MAX_OUT_OF_SCOPE, top: int = 1) -> tuple[float, float]:
     """The unknown threshold with the most right answers (mean over the held-out sources and, with ``seen``, the
     shipped model's grouped validation split in the ``folds`` layout under the name "seen") among those that give a
     disease to at most ``max_out_of_scope`` of the other-condition and of the healthy photos of every held-out source:
-    set for the worst source on what must not happen, then as many right answers as that allows."""
+    set for the worst source on what must not happen, then as many right answers as that allows.
+    Returns (threshold, that mean right answer)."""
     grid = np.round(np.arange(0.10, 0.90, 0.01), 2)
     masks = [folds["fold"] == s for s in sources]
     best, best_right = float(grid[0]), -1.0
     for t in grid:
-        held = [report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, t) for m in masks]
+        held = [report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, t, top) for m in masks]
         worst = max([r[k]["given_a_disease"] for r in held for k in ("other", "healthy") if k in r], default=0.0)
         if worst > max_out_of_scope:
             continue
         if seen is not None:
             m = seen["fold"] == "seen"
-            held.append(report_source(feats, m, seen["logits"][m], seen["skin"][m], temperature, t))
+            held.append(report_source(feats, m, seen["logits"][m], seen["skin"][m], temperature, t, top))
         right = float(np.mean([r["in_scope"]["right_answer"] for r in held if "in_scope" in r]))
         if right > best_right + 1e-9:
             best, best_right = float(t), right
-    return best
+    return best, best_right
 
 
-def operating_curve(feats, folds, temperature, sources, seen=None, grid=np.round(np.arange(0.1, 0.81, 0.1), 2)) -> list:
+def choose_unknown_rule(feats, folds, temperature, sources=FOLDS, seen=None, tops=config.UNKNOWN_TOP_CHOICES) -> dict:
+    """The unknown score (1 - the mass of the ``top`` likeliest diseases) and its threshold with the most right
+    answers under the same cap (``choose_threshold``), over ``tops``; every candidate's figures for the record."""
+    tried = {}
+    for top in tops:
+        threshold, right = choose_threshold(feats, folds, temperature, sources, seen, top=top)
+        tried[top] = {"threshold": threshold, "mean_right": right}
+    top = max(tried, key=lambda k: (tried[k]["mean_right"], -k))
+    return {"top_diseases": top, "threshold": tried[top]["threshold"], "tried": tried}
+
+
+def operating_curve(feats, folds, temperature, sources, seen=None, grid=np.round(np.arange(0.1, 0.81, 0.1), 2), top=1) -> list:
     """Per unknown threshold: each held-out source's right answer and other/healthy photos given a disease, and
     the seen validation split's right answer (what a threshold trades, for the model card)."""
     rows = []
@@ -222,23 +234,23 @@ def operating_curve(feats, folds, temperature, sources, seen=None, grid=np.round
         row = {"threshold": float(t)}
         for name, preds in [(s, folds) for s in sources] + ([("seen", seen)] if seen else []):
             m = preds["fold"] == name
-            r = report_source(feats, m, preds["logits"][m], preds["skin"][m], temperature, t)
+            r = report_source(feats, m, preds["logits"][m], preds["skin"][m], temperature, t, top)
             row[name] = {"right": round(r["in_scope"]["right_answer"], 3)} if "in_scope" in r else {}
             row[name].update({k: round(r[k]["given_a_disease"], 3) for k in ("other", "healthy") if k in r})
         rows.append(row)
     return rows
 
 
-def summarise(feats, folds, temperature, threshold, sources=FOLDS, report_only=()) -> dict:
+def summarise(feats, folds, temperature, threshold, sources=FOLDS, report_only=(), top=1) -> dict:
     """A row per held-out source (``report_only`` ones too), the grouped split's rows, and a summary over ``sources``."""
     table = {}
     for source in [*sources, *report_only]:
         m = folds["fold"] == source
-        table[source] = report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, threshold)
+        table[source] = report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, threshold, top)
     for part in ("val", "test"):
         if f"grouped_{part}" in folds:
             g = folds[f"grouped_{part}"]
-            table[f"grouped_{part}"] = report_source(feats, g["mask"], g["logits"], g["skin"], temperature, threshold)
+            table[f"grouped_{part}"] = report_source(feats, g["mask"], g["logits"], g["skin"], temperature, threshold, top)
     right = [table[s]["in_scope"]["right_answer"] for s in sources]
     others = [table[s]["other"]["given_a_disease"] for s in sources if "other" in table[s]]
     healthy = [table[s]["healthy"]["given_a_disease"] for s in sources if "healthy" in table[s]]
@@ -255,7 +267,7 @@ def summarise(feats, folds, temperature, threshold, sources=FOLDS, report_only=(
 def evaluate_setting(feats, weighting, c):
     folds = run_folds(feats, weighting, c)
     temperature = fit_temperature_loso(feats, folds)
-    threshold = choose_threshold(feats, folds, temperature)
+    threshold, _ = choose_threshold(feats, folds, temperature)
     return {"temperature": temperature, "unknown_threshold": threshold,
             "table": summarise(feats, folds, temperature, threshold)}
 

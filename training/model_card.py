@@ -45,6 +45,22 @@ def epochs_text(training: dict) -> str:
     return f"up to {n} epochs, the epoch with the best validation top-1 of the 8 kept"
 
 
+def unknown_rule_text(cv: dict) -> str:
+    top = cv.get("unknown_top_diseases", 1)
+    if top == 1:
+        return "1 - the largest disease probability of the 9-way softmax"
+    return (f"1 - the summed probability of the {top} likeliest diseases of the 9-way softmax (a photo the head splits "
+            f"between {top} infections is in scope: the likelier is the answer, the differential shows the rest)")
+
+
+def unknown_tried_text(cv: dict) -> str:
+    tried = cv.get("unknown_rules_tried")
+    if not tried:
+        return ""
+    return "Scores tried (1 - the mass of the N likeliest diseases; threshold, mean right answer): " + "; ".join(
+        f"N = {n}: {r['threshold']:.2f}, {r['mean_right']:.3f}" for n, r in tried.items()) + "."
+
+
 def curve_section(cv: dict) -> list[str]:
     """What the unknown threshold trades, per held-out source and on the validation split (crossval.json)."""
     chosen = cv["unknown_threshold"]
@@ -122,11 +138,11 @@ def render(model_dir: Path) -> str:
           "cast, low resolution, blur, JPEG, text overlays), so the model cannot key on a source's look.",
           f"- **Calibration**: temperature T = {cv['temperature']:.3f} fitted on the pooled leave-one-source-out predictions "
           "of the 8 (not on the home split), so the probabilities mean the same on a new source.",
-          f"- **Unknown**: 1 - the largest disease probability of the 9-way softmax >= {cv['unknown_threshold']:.2f}: the "
-          "threshold with the most right answers (mean over the held-out sources and the validation split) among those "
-          f"that give a disease to at most {config.UNKNOWN_MAX_OUT_OF_SCOPE:.0%} of the other-condition and of the healthy "
-          "photos of every held-out source (the product's floor is 35% on average; the margin is for sources nobody here "
-          "has). What other thresholds would trade is in the table below.",
+          f"- **Unknown**: {unknown_rule_text(cv)} >= {cv['unknown_threshold']:.2f}: the score and threshold with the most "
+          "right answers (mean over the held-out sources and the validation split) among those that give a disease to at "
+          f"most {config.UNKNOWN_MAX_OUT_OF_SCOPE:.0%} of the other-condition and of the healthy photos of every held-out "
+          "source (the product's floor is 35% on average; the margin is for sources nobody here has). "
+          f"{unknown_tried_text(cv)} What other thresholds would trade is in the table below.",
           f"- **Skin gate**: {g['report']['skin_method']}.",
           f"- **Data**: the grouped split (seed {config.SEED}, near-duplicates never straddle it) holds out a test split; "
           "the shipped head, temperature and thresholds are fitted on train+val only.", ""]
