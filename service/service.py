@@ -78,7 +78,7 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 @bentoml.service(name="skinscan-classifier", workers=1, traffic={"timeout": 60}, tracing=TRACING)
 class SkinScanClassifier:
-    """``composed`` layout only: model inputs [n, 224, 224, 3] -> [logits(len(labels)) | embedding(D)]."""
+    """``composed`` layout only: model inputs [n, S, S, 3] (S: labels.json input_size) -> [logits | embedding]."""
 
     def __init__(self) -> None:
         self.model = Classifier(config.MODEL_DIR)

@@ -38,6 +38,7 @@ class ModelFiles:
         self.name = meta.get("model_name", config.MODEL_NAME)
         self.version = meta.get("version", "unknown")
         self.colour_constancy = bool(meta.get("colour_constancy", False))  # preprocessing setting of this model
+        self.input_size = int(meta.get("input_size", config.IMAGE_SIZE))  # square side the photo is resized to
         self.temperature = float(json.loads((self.model_dir / "calibration.json").read_text())["temperature"])
 
 
@@ -98,7 +99,7 @@ class KerasClassifier(ModelFiles):
         self.model = keras.models.load_model(self.model_dir / "model.keras", compile=False)
         self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         for n in (1, 2, 3):  # warm up; with reduce_retracing the third call traces a batch-size-generic graph
-            self.forward(np.zeros((n, config.IMAGE_SIZE, config.IMAGE_SIZE, 3), np.float32))
+            self.forward(np.zeros((n, self.input_size, self.input_size, 3), np.float32))
 
     def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Batch of model inputs -> (logits [n, len(labels)], embeddings [n, D]) as float32 numpy."""

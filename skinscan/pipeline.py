@@ -44,7 +44,7 @@ class Pipeline:
         files = ModelFiles(self.model_dir)
         self.labels: list[str] = [c for c in files.labels if c != config.OTHER_LABEL]  # the 8 diseases, in head order
         self.n_logits = len(files.labels)  # the head's classes: the 8, then "other"
-        self.colour_constancy = files.colour_constancy  # the model's preprocessing setting
+        self.colour_constancy, self.input_size = files.colour_constancy, files.input_size  # the model's preprocessing
         self.model_info = {"name": files.name, "version": files.version}
         self.temperature = files.temperature
         gates = json.loads((self.model_dir / "gates.json").read_text())
@@ -69,7 +69,7 @@ class Pipeline:
         if not report["usable"]:
             message = next(w["message"] for w in report["warnings"] if w["code"] == "unusable")
             raise InputError("unusable_image", message)
-        model_input = to_model_input(rgb, colour_constancy=self.colour_constancy)
+        model_input = to_model_input(rgb, self.input_size, colour_constancy=self.colour_constancy)
         quality_ms = _ms(t1)
         return Prepared(model_input, {k: report[k] for k in ("ok", "warnings", "metrics")},
                         {"decode": t_decode, "quality": quality_ms})

@@ -35,8 +35,8 @@ def model_outputs(clf: KerasClassifier, paths, transform=None, batch: int = 32, 
     logits, embs = [], []
     for i in tqdm(range(0, len(paths), batch), desc=desc, unit="batch"):
         rgbs = [data.load_rgb(config.DATA_ROOT / p) for p in paths[i : i + batch]]
-        lo, em = clf.forward(np.stack([to_model_input(transform(im) if transform else im, colour_constancy=clf.colour_constancy)
-                                       for im in rgbs]))
+        lo, em = clf.forward(np.stack([to_model_input(transform(im) if transform else im, clf.input_size,
+                                                      colour_constancy=clf.colour_constancy) for im in rgbs]))
         logits.append(lo)
         embs.append(em)
     return np.concatenate(logits), np.concatenate(embs)

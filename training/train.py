@@ -42,6 +42,8 @@ def parse_args(argv=None):
     ap.add_argument("--out", default=str(config.MODEL_DIR))
     ap.add_argument("--holdout-source", default="", choices=["", *crossval.FOLDS], help="leave this source out entirely")
     ap.add_argument("--seed", type=int, default=config.SEED)
+    ap.add_argument("--backbone", default=config.BACKBONE, choices=sorted(backbone.VARIANTS),
+                    help="ImageNet EfficientNet-Lite variant (its input size; needs `training.features --backbone` first)")
     ap.add_argument("--features", default=None, help="embeddings file of training.features (default: the cache)")
     ap.add_argument("--weighting", default=config.HEAD_WEIGHTING, choices=["class", "source", "source_sqrt"])
     ap.add_argument("--epochs", type=int, default=8)
@@ -67,14 +69,14 @@ def training_view(rgb, label: int, other_patches: float, muted_redness: bool, rn
     return data.photo_conditions(data.augment(rgb, rng), rng, muted_redness)
 
 
-def build_model(n_classes: int, head_weights, seed: int):
-    """Lite0 backbone with ImageNet weights -> (logits, embedding); the head initialised from phase 1."""
+def build_model(n_classes: int, head_weights, seed: int, variant: str = config.BACKBONE):
+    """EfficientNet-Lite backbone with ImageNet weights -> (logits, embedding); the head initialised from phase 1."""
     import keras
     from keras import layers
 
     keras.utils.set_random_seed(seed)
-    base = backbone.build(include_top=False, input_size=config.IMAGE_SIZE, variant=config.BACKBONE)
-    imagenet = backbone.imagenet_model(variant=config.BACKBONE)
+    base = backbone.build(include_top=False, input_size=backbone.VARIANTS[variant]["input_size"], variant=variant)
+    imagenet = backbone.imagenet_model(variant=variant)
     for layer in base.layers:
         if layer.weights:
             layer.set_weights(imagenet.get_layer(layer.name).get_weights())
@@ -95,7 +97,8 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"[1/4] data, grouped split{', holding out ' + args.holdout_source if args.holdout_source else ''}")
-    feats = crossval.load_features(config.BACKBONE, args.colour_constancy, path=args.features)
+    feats = crossval.load_features(args.backbone, args.colour_constancy, path=args.features)
+    size = backbone.VARIANTS[args.backbone]["input_size"]
     masks = crossval.grouped_masks(feats, args.seed)
     y, sources = feats["y"], feats["sources"]
     keep = (y >= 0) & (sources != args.holdout_source)
@@ -116,7 +119,7 @@ def main(argv=None):
     paths = feats["paths"]
     idx_train, idx_val = np.where(train)[0], np.where(val)[0]
     images = {i: data.shrink(data.load_rgb(root / paths[i])) for i in tqdm(np.r_[idx_train, idx_val], desc="decode", unit="img")}
-    base, model = build_model(len(HEAD_LABELS), [w, b], args.seed)
+    base, model = build_model(len(HEAD_LABELS), [w, b], args.seed, args.backbone)
     for layer in base.layers:
         name = layer.name
         block = int(name[5:].split("_")[0]) if name.startswith("block") else None
@@ -126,7 +129,7 @@ def main(argv=None):
     train_model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     weights = crossval.sample_weights(y[idx_train], sources[idx_train], args.weighting)
     cc = args.colour_constancy
-    x_val = np.stack([to_model_input(images[i], colour_constancy=cc) for i in idx_val])
+    x_val = np.stack([to_model_input(images[i], size, colour_constancy=cc) for i in idx_val])
     y_val = y[idx_val]
     best, best_score, bad, history = train_model.get_weights(), -np.inf, 0, []
     averaged, n_averaged = None, 0
@@ -139,7 +142,7 @@ def main(argv=None):
         for s in bar:
             pick = order[s : s + args.batch]
             xb = np.stack([to_model_input(training_view(images[idx_train[j]], y[idx_train[j]], args.other_patches, args.muted_redness, rng),
-                                          colour_constancy=cc) for j in pick])
+                                          size, colour_constancy=cc) for j in pick])
             losses.append(train_model.train_on_batch(xb, y[idx_train[pick]], sample_weight=weights[pick]))
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
         logits = train_model.predict(x_val, batch_size=args.batch, verbose=0)
@@ -179,7 +182,7 @@ def main(argv=None):
     model.save(out / "model.keras")
     version = datetime.now(timezone.utc).strftime("%Y%m%d.%H%M")
     (out / "labels.json").write_text(json.dumps({"labels": HEAD_LABELS, "model_name": config.MODEL_NAME, "version": version,
-                                                 "input_size": config.IMAGE_SIZE, "colour_constancy": cc}, indent=2))
+                                                 "input_size": size, "colour_constancy": cc}, indent=2))
     (out / "calibration.json").write_text(json.dumps({"temperature": 1.0, "fitted_on": "not yet: training.calibrate "
                                                       "fits it on the leave-one-source-out folds"}, indent=2))
     split_of = np.where(masks["train"], "train", np.where(masks["val"], "val", np.where(masks["test"], "test", "")))
@@ -194,8 +197,8 @@ def main(argv=None):
     }
     (out / "split.json").write_text(json.dumps(split_doc, indent=1))
     (out / "training.json").write_text(json.dumps({
-        "backbone": f"EfficientNet-{config.BACKBONE.title()} (ImageNet), blocks {args.unfreeze_from}-15 fine-tuned",
-        "input_size": config.IMAGE_SIZE, "colour_constancy": cc, "other_patches": args.other_patches,
+        "backbone": f"EfficientNet-{args.backbone.title()} (ImageNet), blocks {args.unfreeze_from}-{len(backbone.block_specs(args.backbone)) - 1} fine-tuned",
+        "input_size": size, "colour_constancy": cc, "other_patches": args.other_patches,
         "muted_redness": args.muted_redness, "average_from_epoch": args.average_from,
         "weighting": args.weighting, "holdout_source": args.holdout_source,
         "train_photos": int(train.sum()), "val_photos": int(val.sum()), "history": history,
