@@ -2,13 +2,14 @@
 
     .venv/bin/python -m training.calibrate [--model DIR] [--folds cache/folds]      (run by make train)
 
-1. leave-one-source-out predictions: each fold model in ``--folds`` (``training.train --holdout-source S``) scores
+1. the skin gate on the model's embeddings: train+val skin photos (clean and photo-condition views) vs half of
+   non_skin; its decision is part of every figure below (the fold models' own gates are not fitted);
+2. leave-one-source-out predictions: each fold model in ``--folds`` (``training.train --holdout-source S``) scores
    the photos of the source it never saw (one per near-duplicate group, never a test-split photo);
-2. the temperature (8-way disease probabilities) is fitted on those pooled predictions; the unknown score (1 - the
+3. the temperature (8-way disease probabilities) is fitted on those pooled predictions; the unknown score (1 - the
    mass of the N likeliest diseases, N in ``config.UNKNOWN_TOP_CHOICES``) and its threshold give the most right
-   answers over the held-out sources and the model's own validation split while no held-out source has more than ``config.UNKNOWN_MAX_OUT_OF_SCOPE`` of its other-condition or healthy photos given a disease;
-3. the skin gate on the model's embeddings: train+val skin photos (clean and photo-condition views) vs half
-   of non_skin;
+   answers over the held-out sources and the model's own validation split while no held-out source has more than
+   ``config.UNKNOWN_MAX_OUT_OF_SCOPE`` of its other-condition or healthy photos given a disease;
 4. figures on the grouped test split, per source, and the leave-one-source-out table; gates.json, gates.npz,
    calibration.json, metrics.json, crossval.json, plots and MODEL_CARD.md next to the model.
 """
@@ -67,7 +68,21 @@ def main(argv=None):
     paths, y, kinds, sources, groups = feats["paths"], feats["y"], feats["kinds"], feats["sources"], feats["groups"]
     rng = np.random.default_rng(args.seed)
 
-    print("[1/4] leave-one-source-out predictions of the fold models")
+    print("[1/4] skin gate on the model's embeddings")
+    clf = KerasClassifier(model_dir)
+    nonskin = kinds == "non_skin"
+    nonskin_fit = crossval.fit_half(nonskin)
+    skin_fit = (masks["train"] | masks["val"]) & (y >= 0)
+    skin_clean = model_outputs(clf, paths[skin_fit], desc="skin photos")[1]
+    skin_aug = model_outputs(clf, paths[skin_fit], lambda im: data.photo_conditions(data.augment(im, rng), rng), desc="skin, augmented")[1]
+    ns_clean = model_outputs(clf, paths[nonskin_fit], desc="non-skin")[1]
+    ns_aug = model_outputs(clf, paths[nonskin_fit], lambda im: data.augment(im, rng), desc="non-skin, augmented")[1]
+    gate, skin_threshold = crossval.fit_skin_gate([skin_clean, skin_aug], [ns_clean, ns_aug])
+
+    def is_skin(embeddings):  # the shipped gate's decision on the shipped model's embeddings
+        return gate.predict_proba(_unit(embeddings))[:, 1] >= skin_threshold
+
+    print("[2/4] leave-one-source-out predictions of the fold models")
     loso = {"logits": np.zeros((len(y), len(crossval.HEAD_LABELS))), "skin": np.ones(len(y), bool),
             "fold": np.array([""] * len(y), dtype=object)}
     folds_run = []
@@ -82,11 +97,14 @@ def main(argv=None):
     if not folds_run:
         raise SystemExit(f"no fold models in {args.folds}: run `make crossval` first")
     fitted = [f for f in folds_run if f not in crossval.REPORT_ONLY]
+    # the whole pipeline decision: a fold photo the skin gate rejects is neither right nor given a disease
+    in_folds = loso["fold"] != ""
+    loso["skin"][in_folds] = is_skin(model_outputs(clf, paths[in_folds], desc="fold photos, skin gate")[1])
     temperature = crossval.fit_temperature_loso(feats, loso, fitted)
-    clf = KerasClassifier(model_dir)
     val = crossval.one_per_group(groups, masks["val"] & (y >= 0))
     seen = {"logits": np.zeros_like(loso["logits"]), "skin": np.ones(len(y), bool), "fold": np.where(val, "seen", "")}
-    seen["logits"][val] = model_outputs(clf, paths[val], desc="validation")[0]
+    seen_logits, seen_emb = model_outputs(clf, paths[val], desc="validation")
+    seen["logits"][val], seen["skin"][val] = seen_logits, is_skin(seen_emb)
     rule = crossval.choose_unknown_rule(feats, loso, temperature, fitted, seen)
     threshold, top = rule["threshold"], rule["top_diseases"]
     grid = sorted({*np.round(np.arange(0.1, 0.81, 0.1), 2).tolist(), threshold})
@@ -94,22 +112,12 @@ def main(argv=None):
     print(f"  folds {folds_run} (fitted on {fitted}): T = {temperature:.3f}, unknown: 1 - top-{top} disease mass "
           f">= {threshold:.2f} (tried {json.dumps(rule['tried'])})")
 
-    print("[2/4] skin gate on the model's embeddings")
-    nonskin = kinds == "non_skin"
-    nonskin_fit = crossval.fit_half(nonskin)
-    skin_fit = (masks["train"] | masks["val"]) & (y >= 0)
-    skin_clean = model_outputs(clf, paths[skin_fit], desc="skin photos")[1]
-    skin_aug = model_outputs(clf, paths[skin_fit], lambda im: data.photo_conditions(data.augment(im, rng), rng), desc="skin, augmented")[1]
-    ns_clean = model_outputs(clf, paths[nonskin_fit], desc="non-skin")[1]
-    ns_aug = model_outputs(clf, paths[nonskin_fit], lambda im: data.augment(im, rng), desc="non-skin, augmented")[1]
-    gate, skin_threshold = crossval.fit_skin_gate([skin_clean, skin_aug], [ns_clean, ns_aug])
-
     print("[3/4] grouped test split, every source")
     test = crossval.one_per_group(groups, masks["test"])
     report_ns = nonskin & ~nonskin_fit
     t_logits, t_emb = model_outputs(clf, paths[test | report_ns], desc="test + non-skin report half")
     in_test = test[test | report_ns]
-    skin_ok = gate.predict_proba(_unit(t_emb))[:, 1] >= skin_threshold
+    skin_ok = is_skin(t_emb)
     lo, sk = t_logits[in_test], skin_ok[in_test]
     ns_accepted = float(skin_ok[~in_test].mean())
     decisions = crossval.report_source(feats, test, lo, sk, temperature, threshold, top)
@@ -122,9 +130,6 @@ def main(argv=None):
     m = metrics.classification_metrics(y_dis, softmax(lo_dis, temperature), config.CLASS_IDS)
     m["ece_before_scaling"] = metrics.expected_calibration_error(softmax(lo_dis), y_dis)
     m["ece_after_scaling"] = m["ece"]
-    # leave-one-source-out skin decisions use the shipped gate (the fold models' own gates are not fitted)
-    loso_sel = loso["fold"] != ""
-    loso["skin"][loso_sel] = gate.predict_proba(_unit(model_outputs(clf, paths[loso_sel], desc="loso skin")[1]))[:, 1] >= skin_threshold
     table = crossval.summarise(feats, loso, temperature, threshold, fitted, [f for f in folds_run if f not in fitted], top)
     table["summary"]["non_skin_accepted"] = ns_accepted
     print(f"  test top-1 {m['accuracy']:.3f}, decisions {json.dumps(decisions)}")

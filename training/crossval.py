@@ -267,9 +267,9 @@ def summarise(feats, folds, temperature, threshold, sources=FOLDS, report_only=(
 def evaluate_setting(feats, weighting, c):
     folds = run_folds(feats, weighting, c)
     temperature = fit_temperature_loso(feats, folds)
-    threshold, _ = choose_threshold(feats, folds, temperature)
-    return {"temperature": temperature, "unknown_threshold": threshold,
-            "table": summarise(feats, folds, temperature, threshold)}
+    rule = choose_unknown_rule(feats, folds, temperature)
+    return {"temperature": temperature, "unknown_threshold": rule["threshold"], "unknown_top_diseases": rule["top_diseases"],
+            "table": summarise(feats, folds, temperature, rule["threshold"], top=rule["top_diseases"])}
 
 
 def main(argv=None):
