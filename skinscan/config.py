@@ -31,6 +31,7 @@ IMAGE_SIZE = 224  # EfficientNet-Lite0 native resolution
 PIXEL_MEAN = 127.0  # EfficientNet-Lite input scaling: (x - 127) / 128
 PIXEL_SCALE = 128.0
 TOP_K = 3  # differential size
+CLOSE_CALL = 0.5  # the message names the runner-up too when its probability is at least this share of the top one
 # LiteRT (XNNPACK) threads of an in-process model (`skinscan scan`, evaluation); the API uses API_MODEL_THREADS.
 MODEL_THREADS = int(os.environ.get("SKINSCAN_MODEL_THREADS", str(min(os.cpu_count() or 1, 4))))
 
@@ -70,6 +71,10 @@ DISCLAIMER = (
 VERDICT_MESSAGES = {  # the plain-language "message" of every result
     "disease": "This photo looks most like {name}. This is not a diagnosis: read what to do next, and see a doctor "
                "or pharmacist if you are worried.",
+    # a disease verdict whose runner-up is nearly as likely (CLOSE_CALL): the photo does not settle between the two
+    "disease_or": "This photo looks most like {name}, but {second} is nearly as likely: the two can look alike in a "
+                  "photo. This is not a diagnosis: read what to do next, and see a doctor or pharmacist to tell them "
+                  "apart.",
     "unknown": "None of the 8 infections skinscan knows is visible in this photo. It may be healthy skin or a "
                "different skin condition, which skinscan cannot name. If you are still worried, or it is painful, "
                "spreading, hot, blistering or you feel unwell, see a doctor or pharmacist.",

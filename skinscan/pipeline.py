@@ -89,11 +89,15 @@ class Pipeline:
         else:
             verdict, disease = "disease", differential[0]
         info = self.cards[disease["id"]] if disease else None
+        runner_up = differential[1] if verdict == "disease" and len(differential) > 1 else None
+        close_call = runner_up is not None and runner_up["probability"] >= config.CLOSE_CALL * disease["probability"]
+        message = (config.VERDICT_MESSAGES["disease_or"].format(name=disease["name"], second=runner_up["name"]) if close_call
+                   else config.VERDICT_MESSAGES[verdict].format(name=disease["name"] if disease else ""))
         timings = {**prepared.timings_ms, "model": round(model_ms, 1), "gates": _ms(t0)}
         timings["total"] = round(sum(timings.values()), 1)
         return {
             "verdict": verdict,
-            "message": config.VERDICT_MESSAGES[verdict].format(name=disease["name"] if disease else ""),
+            "message": message,
             "disease": disease,
             "differential": differential,
             "quality": prepared.quality,

@@ -51,6 +51,25 @@ def test_result_shape(pipeline, data_root):
     assert 0.0 <= r["skin"]["score"] <= 1.0 and isinstance(r["unknown"]["is_unknown"], bool)
 
 
+def test_close_call_names_the_runner_up(pipeline, data_root):
+    """A disease verdict whose runner-up is nearly as likely says so; a clear one names one infection."""
+    photo = sorted((data_root / "skin8" / "train" / "shingles").iterdir())[0]
+    prepared = pipeline.prepare(photo.read_bytes())
+    _, (embedding,) = pipeline.forward(prepared.model_input[None])
+    n = pipeline.n_logits
+    chickenpox, shingles = pipeline.labels.index("chickenpox"), pipeline.labels.index("shingles")
+    close, clear = np.full(n, -6.0), np.full(n, -6.0)
+    close[[shingles, chickenpox]] = [3.0, 2.7]
+    clear[shingles] = 4.0
+    r_close, r_clear = pipeline.finish(prepared, close, embedding), pipeline.finish(prepared, clear, embedding)
+    assert r_close["verdict"] == r_clear["verdict"] == "disease"  # two likely infections: in scope (top-2 unknown score)
+    assert r_close["disease"]["id"] == r_clear["disease"]["id"] == "shingles"
+    assert r_close["message"] == config.VERDICT_MESSAGES["disease_or"].format(name=r_close["disease"]["name"],
+                                                                             second=r_close["differential"][1]["name"])
+    assert "nearly as likely" in r_close["message"] and r_close["differential"][1]["id"] == "chickenpox"
+    assert r_clear["message"] == config.VERDICT_MESSAGES["disease"].format(name=r_clear["disease"]["name"])
+
+
 def test_in_scope_test_photos_are_classified(pipeline, split, data_root, measured):
     """Grouped test-split photos (never trained on): skin, recognised and right as often as the model card says."""
     by_class = {}

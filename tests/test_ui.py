@@ -238,6 +238,26 @@ def test_render_result_without_disease(sample, verdict):
     assert result["disclaimer"] in [i.value for i in at.info]
 
 
+@pytest.mark.parametrize("second_probability", [0.40, 0.10])
+def test_close_call_shows_the_runner_up(sample, second_probability):
+    """A disease result whose runner-up is nearly as likely shows both in the headline; a clear one shows one."""
+    from streamlit.testing.v1 import AppTest
+
+    result = copy.deepcopy(sample[1])
+    first = result["differential"][0]
+    result.update(verdict="disease", disease={**first, "probability": 0.55})
+    result["differential"] = [{**first, "probability": 0.55}, {**result["differential"][1], "probability": second_probability},
+                              {**result["differential"][2], "probability": 0.45 - second_probability}]
+    at = AppTest.from_function(_render, args=(APP, result), default_timeout=30).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(s.value.startswith(f"Most likely: {first['name']}") for s in at.subheader)
+    shown = [m.value for m in at.markdown if m.value.startswith("**Nearly as likely")]
+    if second_probability >= 0.5 * 0.55:
+        assert shown and result["differential"][1]["name"] in shown[0]
+    else:
+        assert not shown
+
+
 def test_api_down_shows_friendly_error(monkeypatch):
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setenv("SKINSCAN_API_URL", url)

@@ -237,6 +237,10 @@ def render_headline(result: dict) -> None:
     else:
         disease = result.get("disease") or {}
         st.subheader(f"Most likely: {md(disease.get('name', '?'))}, {prob(disease.get('probability'))}")
+        diff = result.get("differential") or []
+        if len(diff) > 1 and diff[1].get("probability", 0) >= config.CLOSE_CALL * disease.get("probability", 1):
+            st.markdown(f"**Nearly as likely: {md(diff[1].get('name', '?'))}, {prob(diff[1].get('probability'))}.** "
+                        "The two can look alike in a photo; a doctor or pharmacist can tell them apart.")
         if info:
             render_urgency(info)
 
