@@ -22,7 +22,8 @@ def unknown_scores(logits: np.ndarray, temperature: float, n_diseases: int, top:
 
 class UnknownGate:
     def __init__(self, threshold: float, temperature: float, n_diseases: int, top: int = 1):
-        self.threshold, self.temperature, self.n_diseases, self.top = float(threshold), float(temperature), n_diseases, int(top)
+        self.threshold, self.temperature = float(threshold), float(temperature)
+        self.n_diseases, self.top = n_diseases, int(top)
 
     @classmethod
     def load(cls, params: dict, temperature: float, n_diseases: int) -> "UnknownGate":
