@@ -164,8 +164,8 @@ def render(model_dir: Path) -> str:
         for name, e in exp.items():
             s += [f"### {name}", e.get("note", ""), ""]
             if "variants" in e:
-                s += [table(["variant", "right answer mean / worst", "other -> disease mean / worst", "healthy -> disease",
-                             "ECE", "grouped val right"],
+                s += [table(["variant", "right answer (photos of the 8)", "other conditions -> disease", "healthy -> disease",
+                             "ECE", "grouped validation"],
                             [[k, v.get("right", "n/a"), v.get("other", "n/a"), v.get("healthy", "n/a"), v.get("ece", "n/a"),
                               v.get("grouped_val", "n/a")] for k, v in e["variants"].items()]), ""]
             if "decision" in e:
