@@ -100,3 +100,29 @@ def test_model_colour_constancy_setting_reaches_the_pipeline(tmp_path, model_dir
     assert np.array_equal(shipped, to_model_input(rgb, colour_constancy=bool(meta.get("colour_constancy", False))))
     assert np.array_equal(corrected, to_model_input(rgb, colour_constancy=True))
     assert not np.array_equal(shipped, corrected) or meta.get("colour_constancy")
+
+
+def test_fold_comparison_figures():
+    """training.compare_folds: a head that separates the 8 from out-of-scope photos perfectly and names every photo
+    of the 8 right scores AUROC 1 and answers all of them at any cap; naming a third wrongly lowers top-1 and right."""
+    from training.compare_folds import fold_figures
+
+    rng = np.random.default_rng(2)
+    n_in, n_out = 30, 40
+    y = np.r_[np.arange(n_in) % N, np.full(n_out, N)]
+    logits = rng.normal(0, 0.1, (n_in + n_out, N + 1))
+    logits[np.arange(n_in), y[:n_in]] += 6.0
+    logits[n_in:, N] += 6.0
+    in_scope = y < N
+    good = fold_figures(logits, y, in_scope, 1.0)
+    assert good["top1"] == 1.0 and good["n_in_scope"] == n_in and good["n_out_of_scope"] == n_out
+    for top in (1, 2):
+        assert good[f"unknown_top{top}"]["auroc"] == 1.0
+        assert good[f"unknown_top{top}"]["right@0.20"] == good[f"unknown_top{top}"]["right@0.25"] == 1.0
+    wrong = logits.copy()
+    named = np.arange(n_in // 3)  # a third of the photos of the 8 named as the next infection, as surely
+    wrong[named, y[named]] -= 6.0
+    wrong[named, (y[named] + 1) % N] += 6.0
+    bad = fold_figures(wrong, y, in_scope, 1.0)
+    assert bad["top1"] == pytest.approx(1 - (n_in // 3) / n_in)
+    assert bad["unknown_top1"]["right@0.25"] <= bad["top1"] < good["top1"]

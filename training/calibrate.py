@@ -73,7 +73,7 @@ def main(argv=None):
     nonskin = kinds == "non_skin"
     nonskin_fit = crossval.fit_half(nonskin)
     skin_fit = (masks["train"] | masks["val"]) & (y >= 0)
-    skin_clean = model_outputs(clf, paths[skin_fit], desc="skin photos")[1]
+    fit_logits, skin_clean = model_outputs(clf, paths[skin_fit], desc="skin photos")
     skin_aug = model_outputs(clf, paths[skin_fit], lambda im: data.photo_conditions(data.augment(im, rng), rng), desc="skin, augmented")[1]
     ns_clean = model_outputs(clf, paths[nonskin_fit], desc="non-skin")[1]
     ns_aug = model_outputs(clf, paths[nonskin_fit], lambda im: data.augment(im, rng), desc="non-skin, augmented")[1]
@@ -81,6 +81,11 @@ def main(argv=None):
 
     def is_skin(embeddings):  # the shipped gate's decision on the shipped model's embeddings
         return gate.predict_proba(_unit(embeddings))[:, 1] >= skin_threshold
+
+    # the shipped model on every train+val skin photo, once: the fold photos and the validation split are among them
+    shipped_logits = np.zeros((len(y), len(crossval.HEAD_LABELS)))
+    shipped_skin = np.zeros(len(y), bool)
+    shipped_logits[skin_fit], shipped_skin[skin_fit] = fit_logits, is_skin(skin_clean)
 
     print("[2/4] leave-one-source-out predictions of the fold models")
     loso = {"logits": np.zeros((len(y), len(crossval.HEAD_LABELS))), "skin": np.ones(len(y), bool),
@@ -98,13 +103,11 @@ def main(argv=None):
         raise SystemExit(f"no fold models in {args.folds}: run `make crossval` first")
     fitted = [f for f in folds_run if f not in crossval.REPORT_ONLY]
     # the whole pipeline decision: a fold photo the skin gate rejects is neither right nor given a disease
-    in_folds = loso["fold"] != ""
-    loso["skin"][in_folds] = is_skin(model_outputs(clf, paths[in_folds], desc="fold photos, skin gate")[1])
+    loso["skin"] = shipped_skin | (loso["fold"] == "")  # fold photos are train+val photos of their source
     temperature = crossval.fit_temperature_loso(feats, loso, fitted)
     val = crossval.one_per_group(groups, masks["val"] & (y >= 0))
     seen = {"logits": np.zeros_like(loso["logits"]), "skin": np.ones(len(y), bool), "fold": np.where(val, "seen", "")}
-    seen_logits, seen_emb = model_outputs(clf, paths[val], desc="validation")
-    seen["logits"][val], seen["skin"][val] = seen_logits, is_skin(seen_emb)
+    seen["logits"][val], seen["skin"][val] = shipped_logits[val], shipped_skin[val]
     rule = crossval.choose_unknown_rule(feats, loso, temperature, fitted, seen)
     threshold, top = rule["threshold"], rule["top_diseases"]
     grid = sorted({*np.round(np.arange(0.1, 0.81, 0.1), 2).tolist(), threshold})
