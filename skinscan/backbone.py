@@ -37,8 +37,10 @@ def block_specs(variant: str = "lite0"):
     return specs
 
 
-def build(include_top: bool = False, input_size: int | None = None, drop_connect: float = 0.2, variant: str = "lite0"):
-    """Keras functional EfficientNet-Lite. Input: (x - 127) / 128 scaled RGB. Output: logits or embedding."""
+def build(include_top: bool = False, input_size: int | None = None, drop_connect: float = 0.2, variant: str = "lite0",
+          mixstyle_after: tuple = ()):
+    """Keras functional EfficientNet-Lite. Input: (x - 127) / 128 scaled RGB. Output: logits or embedding.
+    ``mixstyle_after``: block numbers followed by a MixStyle layer (training only; no weights)."""
     import keras
     from keras import layers
 
@@ -64,12 +66,41 @@ def build(include_top: bool = False, input_size: int | None = None, drop_connect
             if rate > 0:
                 x = layers.Dropout(rate, noise_shape=(None, 1, 1, 1), name=p + "drop")(x)
             x = layers.Add(name=p + "add")([x, shortcut])
+        if i in mixstyle_after:
+            x = mixstyle_layer(name=p + "mixstyle")(x)
     x = layers.Conv2D(EMBED_DIM, 1, use_bias=False, name="head_conv")(x)
     x = layers.ReLU(6.0, name="head_relu")(bn("head_bn")(x))
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if include_top:
         x = layers.Dense(1000, name="imagenet_logits")(x)
     return keras.Model(inputs, x, name=f"efficientnet_{variant}")
+
+
+def mixstyle_layer(name: str, p: float = 0.5, alpha: float = 0.1):
+    """MixStyle (Zhou et al., ICLR 2021): in training, with probability ``p``, each photo's per-channel feature mean
+    and standard deviation (its "style": colour, lighting, camera) are mixed with another photo's of the batch;
+    identity at inference. A domain-generalisation augmentation in feature space."""
+    import keras
+    from keras import ops
+
+    class MixStyle(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.seeds = keras.random.SeedGenerator(1234)
+
+        def call(self, x, training=None):
+            if not training:
+                return x
+            b = ops.shape(x)[0]
+            mu = ops.stop_gradient(ops.mean(x, axis=(1, 2), keepdims=True))
+            sig = ops.stop_gradient(ops.sqrt(ops.var(x, axis=(1, 2), keepdims=True) + 1e-6))
+            lam = keras.random.beta((b, 1, 1, 1), alpha, alpha, seed=self.seeds)
+            perm = keras.random.shuffle(ops.arange(b), seed=self.seeds)
+            mu2, sig2 = ops.take(mu, perm, axis=0), ops.take(sig, perm, axis=0)
+            mixed = (x - mu) / sig * (lam * sig + (1 - lam) * sig2) + lam * mu + (1 - lam) * mu2
+            return ops.where(keras.random.uniform((), seed=self.seeds) < p, mixed, x)
+
+    return MixStyle(name=name)
 
 
 def checkpoint_path(variant: str = "lite0") -> Path:

@@ -80,6 +80,23 @@ def test_lite2_port_predicts_cat():
     assert top[0] in CATS
 
 
+def test_mixstyle_mixes_feature_statistics_in_training_only():
+    """MixStyle (a training augmentation in feature space): at inference the identity; in training, on the calls it
+    fires (probability 0.5), each photo's per-channel mean and spread move towards another photo's of the batch."""
+    layer = backbone.mixstyle_layer("mixstyle")
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(8, 7, 7, 4)) * np.arange(1, 9)[:, None, None, None] + 10 * np.arange(8)[:, None, None, None]).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    outs = [np.asarray(layer(x, training=True)) for _ in range(20)]
+    fired = [o for o in outs if not np.allclose(o, x)]
+    assert 3 <= len(fired) <= 17  # p = 0.5 over 20 calls
+    for o in fired:  # a mixed photo keeps its pattern (per-channel correlation 1) but takes on another's statistics
+        assert np.abs(o.mean(axis=(1, 2)) - x.mean(axis=(1, 2))).max() > 1.0
+        flat_o, flat_x = o.reshape(8, -1, 4), x.reshape(8, -1, 4)
+        corr = [np.corrcoef(flat_o[i, :, c], flat_x[i, :, c])[0, 1] for i in range(8) for c in range(4)]
+        assert min(corr) > 0.999
+
+
 def test_training_smoke_round_trip(tmp_path, data_root):
     """A tiny `make crossval` + `make train`: embeddings, a fold model that never sees DermNet, the model, its
     calibration from that fold, gates and model card; the export reloads with identical predictions."""
@@ -89,7 +106,8 @@ def test_training_smoke_round_trip(tmp_path, data_root):
     features.main(["--limit", "4", "--views", "1", "--out", str(feats)])
     out, folds = tmp_path / "model", tmp_path / "folds"
     train.main(["--features", str(feats), "--epochs", "1", "--holdout-source", "dermnet", "--out", str(folds / "dermnet")])
-    model = train.main(["--features", str(feats), "--epochs", "1", "--out", str(out)])
+    model = train.main(["--features", str(feats), "--epochs", "1", "--out", str(out), "--mixstyle-after", "2", "4", "7"])
+    assert not [layer.name for layer in model.layers if "mixstyle" in layer.name]  # training-only: not exported
     seen = {d: json.loads((d / "training.json").read_text())["train_photos_by_source"] for d in (folds / "dermnet", out)}
     assert seen[folds / "dermnet"]["dermnet"] == 0 < seen[out]["dermnet"] and seen[out]["kaggle"] > 0
     if config.AVERAGE_FROM_EPOCH:  # a 1-epoch run keeps that epoch's weights, not the untrained start

@@ -59,6 +59,8 @@ def parse_args(argv=None):
                     help="darker-skin augmentation also mutes redness and browns the tone (training.data.darker_skin_tone)")
     ap.add_argument("--colour-constancy", action=argparse.BooleanOptionalAction, default=config.COLOUR_CONSTANCY,
                     help="shades-of-grey colour constancy in the model's preprocessing (recorded in labels.json)")
+    ap.add_argument("--mixstyle-after", type=int, nargs="*", default=list(config.MIXSTYLE_AFTER),
+                    help="MixStyle (feature-statistics mixing, training only) after these backbone blocks")
     return ap.parse_args(argv)
 
 
@@ -69,13 +71,14 @@ def training_view(rgb, label: int, other_patches: float, muted_redness: bool, rn
     return data.photo_conditions(data.augment(rgb, rng), rng, muted_redness)
 
 
-def build_model(n_classes: int, head_weights, seed: int, variant: str = config.BACKBONE):
+def build_model(n_classes: int, head_weights, seed: int, variant: str = config.BACKBONE, mixstyle_after: tuple = ()):
     """EfficientNet-Lite backbone with ImageNet weights -> (logits, embedding); the head initialised from phase 1."""
     import keras
     from keras import layers
 
     keras.utils.set_random_seed(seed)
-    base = backbone.build(include_top=False, input_size=backbone.VARIANTS[variant]["input_size"], variant=variant)
+    base = backbone.build(include_top=False, input_size=backbone.VARIANTS[variant]["input_size"], variant=variant,
+                          mixstyle_after=mixstyle_after)
     imagenet = backbone.imagenet_model(variant=variant)
     for layer in base.layers:
         if layer.weights:
@@ -119,7 +122,7 @@ def main(argv=None):
     paths = feats["paths"]
     idx_train, idx_val = np.where(train)[0], np.where(val)[0]
     images = {i: data.shrink(data.load_rgb(root / paths[i])) for i in tqdm(np.r_[idx_train, idx_val], desc="decode", unit="img")}
-    base, model = build_model(len(HEAD_LABELS), [w, b], args.seed, args.backbone)
+    base, model = build_model(len(HEAD_LABELS), [w, b], args.seed, args.backbone, tuple(args.mixstyle_after))
     for layer in base.layers:
         name = layer.name
         block = int(name[5:].split("_")[0]) if name.startswith("block") else None
@@ -179,6 +182,9 @@ def main(argv=None):
         print(f"  average of the last {n_averaged} epochs: validation top-1 of the 8 {val_top1:.3f}")
 
     print(f"[4/4] export to {out}")
+    if args.mixstyle_after:  # the served model has no MixStyle layers (identity at inference): same weights
+        trained, (_, model) = model.get_weights(), build_model(len(HEAD_LABELS), [w, b], args.seed, args.backbone)
+        model.set_weights(trained)
     model.save(out / "model.keras")
     version = datetime.now(timezone.utc).strftime("%Y%m%d.%H%M")
     (out / "labels.json").write_text(json.dumps({"labels": HEAD_LABELS, "model_name": config.MODEL_NAME, "version": version,
@@ -199,7 +205,7 @@ def main(argv=None):
     (out / "training.json").write_text(json.dumps({
         "backbone": f"EfficientNet-{args.backbone.title()} (ImageNet), blocks {args.unfreeze_from}-{len(backbone.block_specs(args.backbone)) - 1} fine-tuned",
         "input_size": size, "colour_constancy": cc, "other_patches": args.other_patches,
-        "muted_redness": args.muted_redness, "average_from_epoch": args.average_from,
+        "muted_redness": args.muted_redness, "mixstyle_after": args.mixstyle_after, "average_from_epoch": args.average_from,
         "weighting": args.weighting, "holdout_source": args.holdout_source,
         "train_photos": int(train.sum()), "val_photos": int(val.sum()), "history": history,
         "train_photos_by_source": {s: int(((sources == s) & train).sum()) for s in crossval.FOLDS},
