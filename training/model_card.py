@@ -38,6 +38,12 @@ def source_rows(tab: dict, keys) -> list[list]:
     return rows
 
 
+def mixstyle_text(training: dict) -> str:
+    blocks = training.get("mixstyle_after") or []
+    return (f"; in training, MixStyle after blocks {', '.join(map(str, blocks))} mixes each photo's feature statistics "
+            "(colour, lighting, camera) with another photo's of the batch (identity when serving)") if blocks else ""
+
+
 def epochs_text(training: dict) -> str:
     n = sum(1 for h in training["history"] if "epoch" in h)
     if training.get("average_from_epoch"):
@@ -136,7 +142,8 @@ def render(model_dir: Path) -> str:
           "by a logistic regression on cached frozen embeddings. Every class carries the same total loss weight; within a "
           "class, each photo source weighs 1/sqrt of its photo count (`source_sqrt`), so no collection dominates.",
           "- **Augmentation**: crop/zoom, flips, rotation, colour jitter, plus photo conditions (darker skin tone, colour "
-          "cast, low resolution, blur, JPEG, text overlays), so the model cannot key on a source's look.",
+          "cast, low resolution, blur, JPEG, text overlays), so the model cannot key on a source's look"
+          + mixstyle_text(m["training"]) + ".",
           f"- **Calibration**: temperature T = {cv['temperature']:.3f} fitted on the pooled leave-one-source-out predictions "
           "of the 8 (not on the home split), so the probabilities mean the same on a new source.",
           f"- **Unknown**: {unknown_rule_text(cv)} >= {cv['unknown_threshold']:.2f}: the score and threshold with the most "

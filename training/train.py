@@ -60,7 +60,7 @@ def parse_args(argv=None):
     ap.add_argument("--colour-constancy", action=argparse.BooleanOptionalAction, default=config.COLOUR_CONSTANCY,
                     help="shades-of-grey colour constancy in the model's preprocessing (recorded in labels.json)")
     ap.add_argument("--mixstyle-after", type=int, nargs="*", default=list(config.MIXSTYLE_AFTER),
-                    help="MixStyle (feature-statistics mixing, training only) after these backbone blocks")
+                    help="MixStyle (feature-statistics mixing, training only) after these backbone blocks; none: off")
     return ap.parse_args(argv)
 
 
