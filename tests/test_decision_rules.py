@@ -126,3 +126,22 @@ def test_fold_comparison_figures():
     bad = fold_figures(wrong, y, in_scope, 1.0)
     assert bad["top1"] == pytest.approx(1 - (n_in // 3) / n_in)
     assert bad["unknown_top1"]["right@0.25"] <= bad["top1"] < good["top1"]
+
+
+def test_calibration_transfer_fits_on_the_other_sources_only():
+    """training.compare_folds.calibration_transfer: sources whose logits share one true temperature get it back and a
+    low ECE; a source that is far more overconfident than the others keeps a high ECE (the fit never saw it)."""
+    from training.compare_folds import calibration_transfer
+
+    rng = np.random.default_rng(3)
+
+    def source(n, scale):  # logits whose softmax at T = scale is calibrated: labels drawn from it
+        logits = rng.normal(0, 1.5, (n, N)) * scale
+        p = np.exp(logits / scale - (logits / scale).max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        return logits, np.array([rng.choice(N, p=row) for row in p])
+
+    same = calibration_transfer({"a": source(1500, 2.0), "b": source(1500, 2.0), "c": source(1500, 2.0)})
+    assert all(1.7 < v["temperature_of_the_others"] < 2.3 and v["ece_temperature"] < 0.07 for v in same.values())
+    odd = calibration_transfer({"a": source(1500, 2.0), "b": source(1500, 2.0), "c": source(1500, 0.4)})
+    assert odd["c"]["ece_temperature"] > 0.2 > 0.07 > same["c"]["ece_temperature"]

@@ -7,7 +7,9 @@ held-out source that a fold-model directory has (DermNet, SD-198, toenail crawl;
 group, never a test-split photo): top-1 of the 8, the temperature that source alone would fit, top-label ECE at
 the shipped temperature, and per unknown score (1 - the mass of the N likeliest diseases, N = 1, 2) the AUROC
 between photos of the 8 and out-of-scope photos and the right answer where 20% / 25% of them get a disease.
-These are the figures quoted in ``experiments.json`` (recipes, seeds, backbones).
+Per variant with all three sources, ``calibration_transfer``: the ECE on each source of a temperature and of an
+isotonic map of the top-1 confidence fitted on the other two (does a calibrator carry over to a new source?).
+These are the figures quoted in ``experiments.json`` (recipes, seeds, backbones, temperature).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from sklearn.isotonic import IsotonicRegression
 
 from skinscan import config
 from skinscan.classifier import ModelFiles, softmax
@@ -42,6 +46,26 @@ def fold_figures(logits, y, in_scope, temperature) -> dict:
     return out
 
 
+def calibration_transfer(by_source: dict) -> dict:
+    """{source: (logits, y) of its photos of the 8} -> per source, ECE of calibrators fitted on the other sources."""
+    out = {}
+    for source, (logits, y) in by_source.items():
+        fit_logits = np.concatenate([v[0] for k, v in by_source.items() if k != source])
+        fit_y = np.concatenate([v[1] for k, v in by_source.items() if k != source])
+        t = metrics.fit_temperature(fit_logits, fit_y)
+        fit_p = softmax(fit_logits, t)
+        iso = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip")
+        iso.fit(fit_p.max(1), fit_p.argmax(1) == fit_y)
+        p = softmax(logits, t)
+        top, conf = p.argmax(1), p.max(1)
+        mapped = iso.predict(conf)  # the top class gets the mapped confidence, the rest keep their proportions
+        p_iso = p * ((1 - mapped) / np.maximum(1 - conf, 1e-9))[:, None]
+        p_iso[np.arange(len(top)), top] = mapped
+        out[source] = {"temperature_of_the_others": t, "ece_temperature": metrics.expected_calibration_error(p, y),
+                       "ece_isotonic": metrics.expected_calibration_error(p_iso, y)}
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("variants", nargs="+", help="directories of fold models (DIR/SOURCE/model.keras)")
@@ -51,7 +75,7 @@ def main(argv=None):
     test = crossval.grouped_masks(feats)["test"]
     y, groups, sources = feats["y"], feats["groups"], feats["sources"]
     temperature = ModelFiles(config.MODEL_DIR).temperature
-    results = {}
+    results, in_scope_logits = {}, {}
     for source in SOURCES:
         held = crossval.one_per_group(groups, (sources == source) & (y >= 0) & ~test)
         for variant in args.variants:
@@ -59,12 +83,20 @@ def main(argv=None):
             if not (fold_dir / "model.keras").exists():
                 continue
             logits = heldout_logits(fold_dir, feats["paths"][held])
-            r = fold_figures(logits, y[held], feats["kinds"][held] == "disease", temperature)
+            in_scope = feats["kinds"][held] == "disease"
+            r = fold_figures(logits, y[held], in_scope, temperature)
             results.setdefault(source, {})[variant] = r
+            in_scope_logits.setdefault(variant, {})[source] = (logits[in_scope, :N], y[held][in_scope])
             scores = "  ".join(f"top-{k[-1]}: AUROC {v['auroc']:.3f} right@20% {v['right@0.20']:.2f} right@25% {v['right@0.25']:.2f}"
                                for k, v in r.items() if k.startswith("unknown_top"))
             print(f"{source:8s} {variant:28s} top-1 {r['top1']:.3f}  T alone {r['temperature_alone']:.2f}  "
                   f"ECE {r['ece']:.3f}  {scores}", flush=True)
+    for variant, by_source in in_scope_logits.items():
+        if len(by_source) == len(SOURCES):
+            results.setdefault("calibration_transfer", {})[variant] = transfer = calibration_transfer(by_source)
+            print(f"{variant}: fitted on the other two sources, ECE " + "  ".join(
+                f"{k} T {v['temperature_of_the_others']:.2f} -> {v['ece_temperature']:.3f}, isotonic {v['ece_isotonic']:.3f}"
+                for k, v in transfer.items()))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"temperature": temperature, "results": results}, indent=1))
