@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -239,6 +240,14 @@ def test_docs_and_health_stay_on(api_url):
     assert requests.get(f"{api_url}/livez", timeout=10).status_code == 200
     spec = requests.get(f"{api_url}/docs.json", timeout=10)
     assert spec.status_code == 200 and "/predict" in spec.json()["paths"]
+    # BentoML's own index page and every local file it links pass the JSON-404 fallback (service.FallbackRoute
+    # names BentoML's pages: a BentoML upgrade that adds one shows up here)
+    index = requests.get(f"{api_url}/", timeout=10)
+    assert index.status_code == 200 and "text/html" in index.headers["content-type"]
+    linked = set(re.findall(r'(?:src|href)="(?:\./|/)?((?:static_content|assets)/[^"?#]+)', index.text))
+    assert linked, index.text[:500]
+    for path in sorted(linked):
+        assert requests.get(f"{api_url}/{path}", timeout=10).status_code == 200, path
 
 
 def test_server_still_answers_after_everything(api_url):

@@ -145,7 +145,10 @@ def render(model_dir: Path) -> str:
           "cast, low resolution, blur, JPEG, text overlays), so the model cannot key on a source's look"
           + mixstyle_text(m["training"]) + ".",
           f"- **Calibration**: temperature T = {cv['temperature']:.3f} fitted on the pooled leave-one-source-out predictions "
-          "of the 8 (not on the home split), so the probabilities mean the same on a new source.",
+          "of the 8 (not on the home split), the closest one temperature gets to probabilities that mean the same on "
+          "every source. The ECE column above is measured on the photos T was fitted on; a temperature fitted on two "
+          "held-out sources and tested on the third does worse (experiment 'calibration on a source none of the fit "
+          "saw' below): expect that on a source nobody here has.",
           f"- **Unknown**: {unknown_rule_text(cv)} >= {cv['unknown_threshold']:.2f}: the score and threshold with the most "
           "right answers (mean over the held-out sources and the validation split) among those that give a disease to at "
           f"most {config.UNKNOWN_MAX_OUT_OF_SCOPE:.0%} of the other-condition and of the healthy photos of every held-out "
