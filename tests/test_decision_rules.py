@@ -145,3 +145,28 @@ def test_calibration_transfer_fits_on_the_other_sources_only():
     assert all(1.7 < v["temperature_of_the_others"] < 2.3 and v["ece_temperature"] < 0.07 for v in same.values())
     odd = calibration_transfer({"a": source(1500, 2.0), "b": source(1500, 2.0), "c": source(1500, 0.4)})
     assert odd["c"]["ece_temperature"] > 0.2 > 0.07 > same["c"]["ece_temperature"]
+
+
+def test_near_duplicate_groups_keep_copies_together_and_distinct_photos_apart(data_root):
+    """training.data.group_near_duplicates (the grouped split, one photo per group in every figure): a resized,
+    re-encoded or slightly cropped copy joins its photo; distinct photos whose difference hashes are a few bits apart
+    (low-contrast atlas photos: dhash alone chained 398 of them into one group) stay apart."""
+    import io
+
+    from PIL import Image
+
+    from training import data
+
+    paths = ["other_conditions/actinic_keratosis/295.jpg", "other_conditions/actinic_keratosis/528.jpg",
+             "skin8/train/nail_fungus/dermnetnz_13.jpg", "other_conditions/acne_vulgaris/acne-face-1-9.jpg"]
+    photos = [data.shrink(data.load_rgb(data_root / p), 400) for p in paths]
+    first = photos[0]
+    buf = io.BytesIO()
+    Image.fromarray(first).resize((first.shape[1] * 2 // 3, first.shape[0] * 2 // 3)).save(buf, "JPEG", quality=50)
+    h, w = first.shape[:2]
+    copies = [data.decode_image(buf.getvalue()), first[h // 40: h - h // 40, w // 40: w - w // 40]]
+    fingerprints = [data.fingerprint(im) for im in photos + copies]
+    groups = data.group_near_duplicates(fingerprints)
+    assert groups[4] == groups[5] == groups[0]
+    assert len(set(groups[:4])) == 4
+    assert len(set(data.group_near_duplicates(fingerprints[:4], max_difference=np.inf))) < 4  # the hash alone merges

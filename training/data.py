@@ -12,6 +12,9 @@ from skinscan import config
 from skinscan.decode import decode_image
 
 HASH_MAX_DISTANCE = 10  # of 64 bits: resized/re-encoded copies of one photo fall well inside this
+# ... and their 16x16 colour thumbnails differ by at most this (mean absolute difference, 0-255): without it, dhash
+# alone chained 398 distinct photos of every source into one "group" through low-contrast images
+THUMB_MAX_DIFFERENCE = 20.0
 
 
 def list_images(root: Path, class_ids=None) -> list[tuple[Path, str]]:
@@ -45,9 +48,16 @@ def dhash(rgb: np.ndarray) -> int:
     return int(sum(1 << i for i, b in enumerate(bits) if b))
 
 
-def group_near_duplicates(hashes: list[int], max_distance: int = HASH_MAX_DISTANCE) -> list[int]:
-    """Group ids (union-find over pairs within max_distance Hamming bits)."""
-    parent = list(range(len(hashes)))
+def fingerprint(rgb: np.ndarray) -> tuple[int, np.ndarray]:
+    """(dhash, 16x16 colour thumbnail) of a photo, for ``group_near_duplicates``."""
+    return dhash(rgb), cv2.resize(rgb, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def group_near_duplicates(fingerprints: list, max_distance: int = HASH_MAX_DISTANCE,
+                          max_difference: float = THUMB_MAX_DIFFERENCE) -> list[int]:
+    """Group ids: union-find over pairs of ``fingerprint``s within max_distance dhash bits and max_difference of
+    thumbnail colour (copies of one photo: resized, re-encoded, slightly cropped or recoloured)."""
+    parent = list(range(len(fingerprints)))
 
     def find(i):
         while parent[i] != i:
@@ -55,12 +65,13 @@ def group_near_duplicates(hashes: list[int], max_distance: int = HASH_MAX_DISTAN
             i = parent[i]
         return i
 
-    for i in range(len(hashes)):
-        for j in range(i + 1, len(hashes)):
-            if bin(hashes[i] ^ hashes[j]).count("1") <= max_distance:
+    for i, (hash_i, thumb_i) in enumerate(fingerprints):
+        for j in range(i + 1, len(fingerprints)):
+            hash_j, thumb_j = fingerprints[j]
+            if (hash_i ^ hash_j).bit_count() <= max_distance and np.abs(thumb_i - thumb_j).mean() <= max_difference:
                 parent[find(i)] = find(j)
     roots = {}
-    return [roots.setdefault(find(i), len(roots)) for i in range(len(hashes))]
+    return [roots.setdefault(find(i), len(roots)) for i in range(len(fingerprints))]
 
 
 def grouped_split(groups: list[int], labels: list[str], fractions=(0.7, 0.15, 0.15), seed: int = 0) -> list[str]:

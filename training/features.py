@@ -88,7 +88,7 @@ def build(variant: str, views: int, colour_constancy: bool, seed: int = config.S
         records = first_per_label(records, limit)
     t0 = time.time()
     images = [data.shrink(data.load_rgb(root / r["path"]), 400) for r in tqdm(records, desc="decode", unit="img")]
-    groups = data.group_near_duplicates([data.dhash(im) for im in images])
+    groups = data.group_near_duplicates([data.fingerprint(im) for im in images])
     model = frozen_backbone(variant)
     size = backbone.VARIANTS[variant]["input_size"]
     rng = np.random.default_rng(seed)

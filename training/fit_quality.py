@@ -29,7 +29,7 @@ import numpy as np
 
 from skinscan import config, quality
 from skinscan.decode import InputError, decode_upload
-from training.data import dhash, group_near_duplicates, is_atlas_photo, list_images
+from training.data import fingerprint, group_near_duplicates, is_atlas_photo, list_images
 
 WORK_MAX_SIDE = 800
 
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
 
     photos, skipped = _load_sample(Path(args.data), args.n, args.seed)
-    groups = group_near_duplicates([dhash(d.rgb) for _, _, d in photos])
+    groups = group_near_duplicates([fingerprint(d.rgb) for _, _, d in photos])
     group_ids = sorted(set(groups))
     random.Random(args.seed).shuffle(group_ids)
     fit_groups = set(group_ids[: len(group_ids) // 2])
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
         "max_false_warning_per_code": args.max_false_warning,
         "fitted_keys": list(FITTED),
         "fixed_keys": [k for k in thresholds if k not in FITTED],
-        "split": "seeded 50/50 by groups of near-duplicate photos (dhash), so copies of one photo stay on one side",
+        "split": "seeded 50/50 by groups of near-duplicate photos (dhash and colour thumbnail), so copies of one photo stay on one side",
         "notes": [
             "Degradations are synthetic; real blur, low light and compression look different and milder cases "
             "exist, so the detection rates are for the severities listed under 'degradations'.",

@@ -156,7 +156,10 @@ def render(model_dir: Path) -> str:
           f"{unknown_tried_text(cv)} What other thresholds would trade is in the table below.",
           f"- **Skin gate**: {g['report']['skin_method']}.",
           f"- **Data**: the grouped split (seed {config.SEED}, near-duplicates never straddle it) holds out a test split; "
-          "the shipped head, temperature and thresholds are fitted on train+val only.", ""]
+          "the shipped head, temperature and thresholds are fitted on train+val only. Near-duplicates = copies of one "
+          "photo: within 10 bits of difference hash and 20 grey levels of 16x16 colour thumbnail (`training.data`); "
+          "until 2026-11-29 the hash alone chained 398 distinct photos of every source into one group, "
+          "kept whole in training, so a sixth of the photos were never in a validation, test or held-out figure.", ""]
     if cv.get("operating_curve"):
         s += curve_section(cv)
     s += ["## Grouped test split (8 infections, all sources)", f"n = {m['n']} photos, one per near-duplicate group.", "",
@@ -171,7 +174,11 @@ def render(model_dir: Path) -> str:
         f"{SOURCE_NAMES[k]} right answer {v['in_scope']['right_answer']:.3f} (n = {v['in_scope']['n']})"
         for k, v in m["test_by_source"].items() if "in_scope" in v) + ".", ""]
     if exp:
-        s += ["## Experiments (chosen on leave-one-source-out and grouped validation, never on test)", ""]
+        s += ["## Experiments (chosen on leave-one-source-out and grouped validation, never on test)",
+              "The experiments below were run before the near-duplicate fix of 2026-11-29 (see Data above): their "
+              "held-out sets are the old ones (DermNet / SD-198 / toenail crawl: n = 77 / 31 / 76 photos of the 8, "
+              "232 / 260 other conditions, 132 healthy nails), so compare them with each other, not with the tables "
+              "above.", ""]
         for name, e in exp.items():
             s += [f"### {name}", e.get("note", ""), ""]
             if "variants" in e:

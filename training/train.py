@@ -194,7 +194,8 @@ def main(argv=None):
     split_of = np.where(masks["train"], "train", np.where(masks["val"], "val", np.where(masks["test"], "test", "")))
     rel = [Path(p) for p in paths]
     split_doc = {
-        "seed": args.seed, "hash": "dhash64", "max_distance": data.HASH_MAX_DISTANCE, "holdout_source": args.holdout_source,
+        "seed": args.seed, "hash": "dhash64 + 16x16 thumbnail", "max_distance": data.HASH_MAX_DISTANCE,
+        "max_thumbnail_difference": data.THUMB_MAX_DIFFERENCE, "holdout_source": args.holdout_source,
         "files": {p.relative_to("skin8/train").as_posix(): {"split": s, "group": int(g), "source": src}
                   for p, s, g, k, src in zip(rel, split_of, feats["groups"], feats["kinds"], sources) if k == "disease"},
         "other_files": {p.relative_to("other_conditions").as_posix(): {"split": s, "group": int(g), "source": src}
