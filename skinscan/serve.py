@@ -3,7 +3,7 @@
     .venv/bin/python -m skinscan.serve [--host 127.0.0.1] [--api-port 3000] [--ui-port 8501]
 
 Both servers stop with the launcher, however it stops: Ctrl-C, SIGTERM (to it or to its whole process group,
-e.g. `kill -- -PGID`, where make forwards a second SIGTERM), SIGHUP (the terminal closed) or SIGKILL (the
+e.g. `kill -- -PGID`, where make forwards a second SIGTERM), SIGHUP (the terminal closed; not under nohup) or SIGKILL (the
 kernel's parent-death signal, see ``procs.spawn``). A busy port is refused before anything starts.
 """
 from __future__ import annotations
@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     ui_url = f"http://{args.host}:{args.ui_port}"
     servers = []
     for s in STOP_SIGNALS:
+        if s == signal.SIGHUP and signal.getsignal(s) == signal.SIG_IGN:
+            continue  # started under nohup: the caller asked the servers to outlive the terminal
         signal.signal(s, on_stop_signal)
     try:
         servers.append(procs.spawn(procs.api_command(args.api_port, args.host)))

@@ -16,6 +16,7 @@ import termios
 import time
 
 import psutil
+import requests
 import pytest
 
 from skinscan import config, procs
@@ -110,16 +111,20 @@ def test_make_serve_stops_everything(tmp_path, how):
         proc.wait()
 
 
-def test_closing_the_terminal_stops_a_ready_server(tmp_path):
-    """`make serve` on a real pseudo-terminal, model loaded and both URLs printed; then the terminal closes."""
+@pytest.mark.parametrize("nohup", [False, True])
+def test_closing_the_terminal_stops_a_ready_server(tmp_path, nohup):
+    """`make serve` on a real pseudo-terminal, model loaded and both URLs printed; then the terminal closes. Under
+    nohup (SIGHUP ignored, as `nohup make serve` sets it) the servers outlive the terminal until a SIGTERM."""
     api_port, ui_port = procs.free_port(), procs.free_port()
     master, slave = pty.openpty()
 
     def take_terminal():  # the session leader (a shell) gets the pty as its controlling terminal
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # a new terminal's shell, even when pytest runs under nohup
 
     command = shlex.join([*MAKE_SERVE, f"API_PORT={api_port}", f"UI_PORT={ui_port}"])
-    proc = subprocess.Popen(["bash", "-c", f"{command}; exit $?"], cwd=config.ROOT,
+    shell = f"trap '' HUP; exec {command}" if nohup else f"{command}; exit $?"
+    proc = subprocess.Popen(["bash", "-c", shell], cwd=config.ROOT,
                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True, preexec_fn=take_terminal)
     os.close(slave)
     seen = bytearray()
@@ -142,8 +147,14 @@ def test_closing_the_terminal_stops_a_ready_server(tmp_path):
         t0 = time.time()
         os.close(master)  # the terminal window closes: the kernel hangs up the session
         master = None
+        if nohup:
+            time.sleep(5)
+            assert all(running(p) for p in tree), [(p.pid, " ".join(p.cmdline()[:4])) for p in tree if not running(p)]
+            assert requests.get(f"http://127.0.0.1:{api_port}/readyz", timeout=10).status_code == 200
+            t0 = time.time()
+            os.killpg(proc.pid, signal.SIGTERM)
         took = assert_all_stopped(tree, api_port, ui_port, t0)
-        print(f"terminal closed: everything stopped in {took:.1f} s")
+        print(f"terminal closed{' (nohup), then SIGTERM' if nohup else ''}: everything stopped in {took:.1f} s")
     finally:
         if master is not None:
             os.close(master)
