@@ -3,8 +3,8 @@
     .venv/bin/python -m skinscan.serve [--host 127.0.0.1] [--api-port 3000] [--ui-port 8501]
 
 Both servers stop with the launcher, however it stops: Ctrl-C, SIGTERM (to it or to its whole process group,
-e.g. `kill -- -PGID`, where make forwards a second SIGTERM), SIGHUP (the terminal closed; not under nohup) or SIGKILL (the
-kernel's parent-death signal, see ``procs.spawn``). A busy port is refused before anything starts.
+e.g. `kill -- -PGID`, where make forwards a second SIGTERM), SIGHUP (the terminal closed; not under nohup) or
+SIGKILL (the kernel's parent-death signal, see ``procs.spawn``). A busy port is refused before anything starts.
 """
 from __future__ import annotations
 

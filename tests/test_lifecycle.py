@@ -114,7 +114,8 @@ def test_make_serve_stops_everything(tmp_path, how):
 @pytest.mark.parametrize("nohup", [False, True])
 def test_closing_the_terminal_stops_a_ready_server(tmp_path, nohup):
     """`make serve` on a real pseudo-terminal, model loaded and both URLs printed; then the terminal closes. Under
-    nohup (SIGHUP ignored, as `nohup make serve` sets it) the servers outlive the terminal until a SIGTERM."""
+    nohup (SIGHUP ignored, as `nohup` sets it) the launcher itself leads the terminal's session, so it is the process
+    the hang-up reaches: the servers outlive the terminal until a SIGTERM."""
     api_port, ui_port = procs.free_port(), procs.free_port()
     master, slave = pty.openpty()
 
@@ -122,8 +123,11 @@ def test_closing_the_terminal_stops_a_ready_server(tmp_path, nohup):
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         signal.signal(signal.SIGHUP, signal.SIG_DFL)  # a new terminal's shell, even when pytest runs under nohup
 
-    command = shlex.join([*MAKE_SERVE, f"API_PORT={api_port}", f"UI_PORT={ui_port}"])
-    shell = f"trap '' HUP; exec {command}" if nohup else f"{command}; exit $?"
+    if nohup:
+        launcher = [os.sys.executable, "-m", "skinscan.serve", "--api-port", str(api_port), "--ui-port", str(ui_port)]
+        shell = f"trap '' HUP; exec {shlex.join(launcher)}"
+    else:
+        shell = f"{shlex.join([*MAKE_SERVE, f'API_PORT={api_port}', f'UI_PORT={ui_port}'])}; exit $?"
     proc = subprocess.Popen(["bash", "-c", shell], cwd=config.ROOT,
                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True, preexec_fn=take_terminal)
     os.close(slave)

@@ -252,7 +252,7 @@ def test_close_call_shows_the_runner_up(sample, second_probability):
     assert not at.exception, [e.value for e in at.exception]
     assert any(s.value.startswith(f"Most likely: {first['name']}") for s in at.subheader)
     shown = [m.value for m in at.markdown if m.value.startswith("**Nearly as likely")]
-    if second_probability >= 0.5 * 0.55:
+    if second_probability >= config.CLOSE_CALL * 0.55:
         assert shown and result["differential"][1]["name"] in shown[0]
     else:
         assert not shown

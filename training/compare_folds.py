@@ -18,7 +18,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from sklearn.isotonic import IsotonicRegression
 
 from skinscan import config

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from skinscan import config
+from training.data import HASH_MAX_DISTANCE, THUMB_MAX_DIFFERENCE
 
 SOURCE_NAMES = {"kaggle": "Kaggle collection", "dermnet": "DermNet NZ atlas", "sd198": "SD-198 (clinical + consumer)",
                 "nailweb": "toenail web crawl", "grouped_val": "grouped split, validation (all sources)",
@@ -157,7 +158,8 @@ def render(model_dir: Path) -> str:
           f"- **Skin gate**: {g['report']['skin_method']}.",
           f"- **Data**: the grouped split (seed {config.SEED}, near-duplicates never straddle it) holds out a test split; "
           "the shipped head, temperature and thresholds are fitted on train+val only. Near-duplicates = copies of one "
-          "photo: within 10 bits of difference hash and 20 grey levels of 16x16 colour thumbnail (`training.data`); "
+          f"photo: within {HASH_MAX_DISTANCE} bits of difference hash and {THUMB_MAX_DIFFERENCE:.0f} grey levels of 16x16 "
+          "colour thumbnail (`training.data`); "
           "until 2026-11-29 the hash alone chained 398 distinct photos of every source into one group, "
           "kept whole in training, so a sixth of the photos were never in a validation, test or held-out figure.", ""]
     if cv.get("operating_curve"):
