@@ -99,8 +99,11 @@ HEAD_C = 1.0  # inverse L2 strength of the logistic head (phase 1 and training.c
 # product is held to is 0.35 on average; 0.25 on the worst source we have leaves room for sources we have not.
 UNKNOWN_MAX_OUT_OF_SCOPE = 0.25
 # The unknown score is 1 - the probability mass of the N likeliest diseases (skinscan.unknown_gate); training.calibrate
-# tries these N and keeps the one with the most right answers under the cap above (gates.json "top_diseases").
+# tries these N and keeps the one with the most right answers under the cap above (gates.json "top_diseases"); N
+# within UNKNOWN_TOP_TIE of the best count as a tie, won by the larger N: a photo split between two infections (chickenpox
+# or shingles) stays in scope and its message names both.
 UNKNOWN_TOP_CHOICES = (1, 2, 3)
+UNKNOWN_TOP_TIE = 0.01
 
 # --- containers (podman, no registry: deploy/images.py) ------------------
 CONTAINER_CACHE = Path(os.environ.get("SKINSCAN_CONTAINER_CACHE", ROOT / "cache" / "containers"))  # wheelhouses

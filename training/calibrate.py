@@ -6,9 +6,9 @@
    non_skin; its decision is part of every figure below (the fold models' own gates are not fitted);
 2. leave-one-source-out predictions: each fold model in ``--folds`` (``training.train --holdout-source S``) scores
    the photos of the source it never saw (one per near-duplicate group, never a test-split photo);
-3. the temperature (8-way disease probabilities) is fitted on those pooled predictions; the unknown score (1 - the
-   mass of the N likeliest diseases, N in ``config.UNKNOWN_TOP_CHOICES``) and its threshold give the most right
-   answers over the held-out sources and the model's own validation split while no held-out source has more than
+3. the temperature (8-way disease probabilities): the lowest ECE averaged over the held-out sources; the unknown
+   score (1 - the mass of the N likeliest diseases, N in ``config.UNKNOWN_TOP_CHOICES``) and its threshold give the
+   most right answers over the held-out sources and the model's own validation split while no held-out source has more than
    ``config.UNKNOWN_MAX_OUT_OF_SCOPE`` of its other-condition or healthy photos given a disease;
 4. figures on the grouped test split, per source, and the leave-one-source-out table; gates.json, gates.npz,
    calibration.json, metrics.json, crossval.json, plots and MODEL_CARD.md next to the model.
@@ -110,7 +110,7 @@ def main(argv=None):
     seen["logits"][val], seen["skin"][val] = shipped_logits[val], shipped_skin[val]
     rule = crossval.choose_unknown_rule(feats, loso, temperature, fitted, seen)
     threshold, top = rule["threshold"], rule["top_diseases"]
-    grid = sorted({*np.round(np.arange(0.1, 0.81, 0.1), 2).tolist(), threshold})
+    grid = sorted({0.05, *np.round(np.arange(0.1, 0.81, 0.1), 2).tolist(), threshold})
     curve = crossval.operating_curve(feats, loso, temperature, folds_run, seen, grid, top)
     print(f"  folds {folds_run} (fitted on {fitted}): T = {temperature:.3f}, unknown: 1 - top-{top} disease mass "
           f">= {threshold:.2f} (tried {json.dumps(rule['tried'])})")
@@ -140,8 +140,8 @@ def main(argv=None):
 
     print("[4/4] write")
     training = json.loads((model_dir / "training.json").read_text())
-    (model_dir / "calibration.json").write_text(json.dumps({"temperature": temperature, "fitted_on": "leave-one-source-out "
-                                                            f"predictions of the 8 infections (folds: {', '.join(fitted)})"}, indent=2))
+    (model_dir / "calibration.json").write_text(json.dumps({"temperature": temperature, "fitted_on": "lowest ECE averaged over the "
+                                                            f"held-out sources (folds: {', '.join(fitted)}), photos of the 8"}, indent=2))
     np.savez_compressed(model_dir / "gates.npz", skin_weights=gate.coef_[0].astype(np.float32))
     (model_dir / "gates.json").write_text(json.dumps({
         "skin": {"bias": float(gate.intercept_[0]), "threshold": skin_threshold},

@@ -51,7 +51,8 @@ def calibration_transfer(by_source: dict) -> dict:
     for source, (logits, y) in by_source.items():
         fit_logits = np.concatenate([v[0] for k, v in by_source.items() if k != source])
         fit_y = np.concatenate([v[1] for k, v in by_source.items() if k != source])
-        t = metrics.fit_temperature(fit_logits, fit_y)
+        t_shipped = metrics.fit_temperature_per_source([v for k, v in by_source.items() if k != source])
+        t = metrics.fit_temperature(fit_logits, fit_y)  # pooled likelihood
         fit_p = softmax(fit_logits, t)
         iso = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip")
         iso.fit(fit_p.max(1), fit_p.argmax(1) == fit_y)
@@ -61,7 +62,9 @@ def calibration_transfer(by_source: dict) -> dict:
         p_iso = p * ((1 - mapped) / np.maximum(1 - conf, 1e-9))[:, None]
         p_iso[np.arange(len(top)), top] = mapped
         out[source] = {"temperature_of_the_others": t, "ece_temperature": metrics.expected_calibration_error(p, y),
-                       "ece_isotonic": metrics.expected_calibration_error(p_iso, y)}
+                       "ece_isotonic": metrics.expected_calibration_error(p_iso, y),
+                       "source_mean_temperature_of_the_others": t_shipped,  # as training.calibrate fits it
+                       "ece_source_mean_temperature": metrics.expected_calibration_error(softmax(logits, t_shipped), y)}
     return out
 
 
@@ -94,7 +97,8 @@ def main(argv=None):
         if len(by_source) == len(SOURCES):
             results.setdefault("calibration_transfer", {})[variant] = transfer = calibration_transfer(by_source)
             print(f"{variant}: fitted on the other two sources, ECE " + "  ".join(
-                f"{k} T {v['temperature_of_the_others']:.2f} -> {v['ece_temperature']:.3f}, isotonic {v['ece_isotonic']:.3f}"
+                f"{k} T {v['temperature_of_the_others']:.2f} -> {v['ece_temperature']:.3f}, isotonic {v['ece_isotonic']:.3f}, "
+                f"source-mean T {v['source_mean_temperature_of_the_others']:.2f} -> {v['ece_source_mean_temperature']:.3f}"
                 for k, v in transfer.items()))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

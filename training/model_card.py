@@ -145,9 +145,10 @@ def render(model_dir: Path) -> str:
           "- **Augmentation**: crop/zoom, flips, rotation, colour jitter, plus photo conditions (darker skin tone, colour "
           "cast, low resolution, blur, JPEG, text overlays), so the model cannot key on a source's look"
           + mixstyle_text(m["training"]) + ".",
-          f"- **Calibration**: temperature T = {cv['temperature']:.3f} fitted on the pooled leave-one-source-out predictions "
-          "of the 8 (not on the home split), the closest one temperature gets to probabilities that mean the same on "
-          "every source. The ECE column above is measured on the photos T was fitted on; a temperature fitted on two "
+          f"- **Calibration**: temperature T = {cv['temperature']:.3f}, the lowest top-label ECE averaged over the "
+          "held-out sources' leave-one-source-out predictions of the 8, each source counting the same (not the home "
+          "split, and not the pooled likelihood, which lets the largest, most over-confident source decide for all). "
+          "The ECE column above is measured on the photos T was fitted on; a temperature fitted on two "
           "held-out sources and tested on the third does worse (experiment 'calibration on a source none of the fit "
           "saw' below): expect that on a source nobody here has.",
           f"- **Unknown**: {unknown_rule_text(cv)} >= {cv['unknown_threshold']:.2f}: the score and threshold with the most "
