@@ -125,7 +125,7 @@ def render(model_dir: Path) -> str:
           "unknown). Each fine-tuned fold costs 5-8 minutes on 2 idle cores.",
           f"- **Unknown on familiar photos too**: {pct(m['test_decisions']['in_scope']['called_unknown'])} of the photos of the 8 "
           "on the grouped test split are called unknown (sources seen in training): the threshold is set for sources never "
-          "seen, where the model is less sure, and one temperature cannot fit both.",
+          "seen, where other conditions look as sure as the 8 do on familiar photos.",
           "- **Healthy skin** is represented only by feet and nails (`healthy_feet_nails`); healthy skin elsewhere on the "
           "body is not in the data and may be given a disease more often than the table shows.",
           "- **Look-alikes** (herpes simplex, eczema, erysipelas, measles) are not in the data; expect them to be given "

@@ -185,8 +185,8 @@ def render_confidence(result: dict, gates: dict | None = None) -> None:
     with st.expander("How sure is this?"):
         st.markdown(
             "**The percentages are calibrated probabilities.** After training, the model's scores were adjusted "
-            "(temperature scaling) on photos it had never seen, so that a result shown as 80% was right about "
-            "8 times in 10 on our test photos. They compare only the 8 conditions skinscan knows, come from a "
+            "(temperature scaling) on photo collections it had never seen, so that a result shown as 80% was right "
+            "about 8 times in 10 on our test photos. They compare only the 8 conditions skinscan knows, come from a "
             "single photo, and can be wrong: a high percentage is not a diagnosis, and \">99%\" means very "
             "confident, not certain."
         )
@@ -198,10 +198,13 @@ def render_confidence(result: dict, gates: dict | None = None) -> None:
                     + (f" (above {num(unk_thr, 2)} counts as unknown)" if unk_thr is not None else "")
                     + f": {'looks unlike the 8 conditions' if unknown.get('is_unknown') else 'looks like one of them'}.")
         st.markdown(skin_line + "\n" + unk_line)
-        st.caption("The checks were tuned so that only about 5% of photos of the 8 conditions are wrongly called "
-                   "unknown; see \"About the model\" for how often each check is right.")
+        st.caption(f"The unknown check is strict on purpose: set so that no photo collection we could test has more "
+                   f"than {config.UNKNOWN_MAX_OUT_OF_SCOPE:.0%} of its other conditions or healthy skin given a disease, "
+                   "it also calls many photos of the 8 conditions unknown; see \"About the model\" for how often "
+                   "each check is right.")
         if result.get("verdict") == "unknown" and result.get("differential"):
-            st.markdown("**Closest of the 8 conditions (low confidence, shown for information only):**")
+            st.markdown("**If it is one of the 8 after all, the closest (shares among the 8 only, shown for "
+                        "information; the check above doubts it is any of them):**")
             st.markdown("\n".join(f"- {md(e['name'])}: {prob(e['probability'])}" for e in result["differential"]))
         model = result.get("model") or {}
         if model:
