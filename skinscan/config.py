@@ -92,7 +92,8 @@ COLOUR_CONSTANCY = False  # shades-of-grey in the model's preprocessing (trainin
 OTHER_PATCHES = 0.0  # share of "other" training views that are small patches (healthy skin around a condition)
 MUTED_REDNESS = False  # darker-skin augmentation also mutes redness (erythema shows less red on darker skin)
 MIXSTYLE_AFTER = ()  # backbone blocks followed by MixStyle in training (feature-statistics mixing across photos)
-AVERAGE_FROM_EPOCH = 3  # training.train: 0 keeps the best validation epoch; N averages the weights of epochs N..last
+EPOCHS = 16  # training.train: fine-tuning epochs (8 until 2026-11-29: the training loss was still falling)
+AVERAGE_FROM_EPOCH = 9  # training.train: 0 keeps the best validation epoch; N averages the weights of epochs N..last
 HEAD_C = 1.0  # inverse L2 strength of the logistic head (phase 1 and training.crossval)
 # The unknown threshold (training.crossval.choose_threshold): as many right answers as possible while no held-out
 # photo source gets a disease for more than this share of its other-condition or healthy photos. The floor the

@@ -122,7 +122,7 @@ def render(model_dir: Path) -> str:
           "- **A source nobody here has** (other clinics, darker skin, consumer phone photos) is the real test; the held-out "
           f"rows above are the best estimate, and on them {1 - summ['right_answer_mean']:.0%} of the photos of the 8 are not "
           f"answered right on average ({1 - summ['right_answer_worst']:.0%} on the worst source: named wrongly or called "
-          "unknown). Each fine-tuned fold costs 5-8 minutes on 2 idle cores.",
+          "unknown). Each fine-tuned fold costs 10-16 minutes on 2 idle cores.",
           f"- **Unknown on familiar photos too**: {pct(m['test_decisions']['in_scope']['called_unknown'])} of the photos of the 8 "
           "on the grouped test split are called unknown (sources seen in training): the threshold is set for sources never "
           "seen, where other conditions look as sure as the 8 do on familiar photos.",
@@ -198,8 +198,8 @@ def render(model_dir: Path) -> str:
               f"{q['n_report']} others (`python -m training.fit_quality`).", "",
               table(["code", "detected (degraded copies)", "false warnings (clean photos)"],
                     [[c, pct(v.get("detection")), pct(v.get("false_warning"))] for c, v in rep["per_code"].items()]), ""]
-    s += ["## Reproduce", "`make crossval` (the four fine-tuned leave-one-source-out fold models, 5-8 min each on 2 idle "
-          "cores), then `make train` (the shipped model, calibration, gates and this card, about 15 min); "
+    s += ["## Reproduce", "`make crossval` (the four fine-tuned leave-one-source-out fold models, 10-16 min each on 2 idle "
+          "cores), then `make train` (the shipped model, calibration, gates and this card, about 25 min); "
           "`.venv/bin/python -m training.crossval` compares head settings on cached frozen embeddings (experiments above). `.venv/bin/python -m training.evaluate --data DIR "
           "--out FILE.json` evaluates any class-per-folder directory through the serving pipeline.", ""]
     return "\n".join(s)

@@ -8,7 +8,7 @@
 2. phase 1: the head on cached frozen-backbone embeddings (``training.features``, clean + augmented views);
 3. phase 2: MBConv blocks 8-15 and the head fine-tuned (BatchNorm frozen) with crop/flip/colour augmentation
    plus photo conditions (darker skin tone, colour cast, low resolution, blur, JPEG, text overlays), loss weights
-   that balance classes and sources; the average of the weights at the end of epochs 3-8 kept
+   that balance classes and sources; the average of the weights at the end of the later epochs kept (``config``)
    (``--average-from 0``: the epoch with the best validation top-1 of the 8);
 4. export model.keras (image -> logits over the 8 + "other", embedding), labels and split to DIR.
 
@@ -46,7 +46,7 @@ def parse_args(argv=None):
                     help="ImageNet EfficientNet-Lite variant (its input size; needs `training.features --backbone` first)")
     ap.add_argument("--features", default=None, help="embeddings file of training.features (default: the cache)")
     ap.add_argument("--weighting", default=config.HEAD_WEIGHTING, choices=["class", "source", "source_sqrt"])
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=config.EPOCHS)
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--average-from", type=int, default=config.AVERAGE_FROM_EPOCH,
                     help="keep the average of the weights at the end of this epoch and every later one (all epochs run); "
