@@ -8,8 +8,8 @@
    the photos of the source it never saw (one per near-duplicate group, never a test-split photo);
 3. the temperature (8-way disease probabilities): the lowest ECE averaged over the held-out sources; the unknown
    score (1 - the mass of the N likeliest diseases, N in ``config.UNKNOWN_TOP_CHOICES``) and its threshold give the
-   most right answers over the held-out sources and the model's own validation split while no held-out source has more than
-   ``config.UNKNOWN_MAX_OUT_OF_SCOPE`` of its other-condition or healthy photos given a disease;
+   most right answers over the held-out sources and the model's own validation split while no held-out source has
+   more than ``config.UNKNOWN_MAX_OUT_OF_SCOPE`` of its other-condition or healthy photos given a disease;
 4. figures on the grouped test split, per source, and the leave-one-source-out table; gates.json, gates.npz,
    calibration.json, metrics.json, crossval.json, plots and MODEL_CARD.md next to the model.
 """

@@ -149,8 +149,9 @@ def render(model_dir: Path) -> str:
           "held-out sources' leave-one-source-out predictions of the 8, each source counting the same (not the home "
           "split, and not the pooled likelihood, which lets the largest, most over-confident source decide for all). "
           "The ECE column above is measured on the photos T was fitted on; a temperature fitted on two "
-          "held-out sources and tested on the third does worse (experiment 'calibration on a source none of the fit "
-          "saw' below): expect that on a source nobody here has.",
+          "held-out sources and tested on the third does worse (experiments 'calibration on a source none of the fit "
+          "saw' and 'temperature: pooled likelihood vs the ECE averaged over sources' below): expect that on a source "
+          "nobody here has.",
           f"- **Unknown**: {unknown_rule_text(cv)} >= {cv['unknown_threshold']:.2f}: the score and threshold with the most "
           "right answers (mean over the held-out sources and the validation split) among those that give a disease to at "
           f"most {config.UNKNOWN_MAX_OUT_OF_SCOPE:.0%} of the other-condition and of the healthy photos of every held-out "
