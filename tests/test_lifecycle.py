@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import termios
 import time
 
@@ -124,7 +125,7 @@ def test_closing_the_terminal_stops_a_ready_server(tmp_path, nohup):
         signal.signal(signal.SIGHUP, signal.SIG_DFL)  # a new terminal's shell, even when pytest runs under nohup
 
     if nohup:
-        launcher = [os.sys.executable, "-m", "skinscan.serve", "--api-port", str(api_port), "--ui-port", str(ui_port)]
+        launcher = [sys.executable, "-m", "skinscan.serve", "--api-port", str(api_port), "--ui-port", str(ui_port)]
         shell = f"trap '' HUP; exec {shlex.join(launcher)}"
     else:
         shell = f"{shlex.join([*MAKE_SERVE, f'API_PORT={api_port}', f'UI_PORT={ui_port}'])}; exit $?"

@@ -122,10 +122,10 @@ def render(model_dir: Path) -> str:
           "- **A source nobody here has** (other clinics, darker skin, consumer phone photos) is the real test; the held-out "
           f"rows above are the best estimate, and on them {1 - summ['right_answer_mean']:.0%} of the photos of the 8 are not "
           f"answered right on average ({1 - summ['right_answer_worst']:.0%} on the worst source: named wrongly or called "
-          "unknown). Each fine-tuned fold costs 10-16 minutes on 2 idle cores.",
+          "unknown). Each fine-tuned fold costs 10-19 minutes on these 2 cores.",
           f"- **Unknown on familiar photos too**: {pct(m['test_decisions']['in_scope']['called_unknown'])} of the photos of the 8 "
           "on the grouped test split are called unknown (sources seen in training): the threshold is set for sources never "
-          "seen, where other conditions look as sure as the 8 do on familiar photos.",
+          "seen (the table above), which costs answers on familiar photos.",
           "- **Healthy skin** is represented only by feet and nails (`healthy_feet_nails`); healthy skin elsewhere on the "
           "body is not in the data and may be given a disease more often than the table shows.",
           "- **Look-alikes** (herpes simplex, eczema, erysipelas, measles) are not in the data; expect them to be given "
@@ -179,10 +179,10 @@ def render(model_dir: Path) -> str:
         for k, v in m["test_by_source"].items() if "in_scope" in v) + ".", ""]
     if exp:
         s += ["## Experiments (chosen on leave-one-source-out and grouped validation, never on test)",
-              "The experiments below were run before the near-duplicate fix of 2026-11-29 (see Data above): their "
-              "held-out sets are the old ones (DermNet / SD-198 / toenail crawl: n = 77 / 31 / 76 photos of the 8, "
-              "232 / 260 other conditions, 132 healthy nails), so compare them with each other, not with the tables "
-              "above.", ""]
+              "Most experiments below were run before the near-duplicate fix of 2026-11-29 (see Data above), on the old "
+              "held-out sets (DermNet / SD-198 / toenail crawl: n = 77 / 31 / 76 photos of the 8, 232 / 260 other "
+              "conditions, 132 healthy nails): compare those with each other, not with the tables above. Those whose "
+              "notes give n = 103 / 38 / 84 use the current sets.", ""]
         for name, e in exp.items():
             s += [f"### {name}", e.get("note", ""), ""]
             if "variants" in e:
@@ -199,7 +199,7 @@ def render(model_dir: Path) -> str:
               f"{q['n_report']} others (`python -m training.fit_quality`).", "",
               table(["code", "detected (degraded copies)", "false warnings (clean photos)"],
                     [[c, pct(v.get("detection")), pct(v.get("false_warning"))] for c, v in rep["per_code"].items()]), ""]
-    s += ["## Reproduce", "`make crossval` (the four fine-tuned leave-one-source-out fold models, 10-16 min each on 2 idle "
+    s += ["## Reproduce", "`make crossval` (the four fine-tuned leave-one-source-out fold models, 10-19 min each on 2 "
           "cores), then `make train` (the shipped model, calibration, gates and this card, about 25 min); "
           "`.venv/bin/python -m training.crossval` compares head settings on cached frozen embeddings (experiments above). `.venv/bin/python -m training.evaluate --data DIR "
           "--out FILE.json` evaluates any class-per-folder directory through the serving pipeline.", ""]
