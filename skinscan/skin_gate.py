@@ -1,6 +1,6 @@
 """Step 3: "is this a photo of skin?" A logistic head on the classifier's embedding.
 
-Fitted by ``training.gates`` on skin photos (the 8 infections and 12 other conditions) against everyday
+Fitted by ``training.calibrate`` on skin photos (the 8 infections, other conditions, healthy skin) against everyday
 photos (``non_skin``); the parameters live in ``<model_dir>/gates.npz`` and ``gates.json``.
 """
 from __future__ import annotations

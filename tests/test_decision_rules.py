@@ -172,6 +172,28 @@ def test_temperature_counts_every_source_the_same():
     assert 0.85 <= metrics.fit_temperature_per_source(small) <= 1.2
 
 
+def test_skin_gate_threshold_holds_for_the_smallest_kind_of_skin_photo():
+    """training.crossval.fit_skin_gate: a small kind of skin photo that looks more like everyday photos (healthy feet
+    in whole scenes) loses at most its share out of fold, where one quantile over all skin photos lets it lose many."""
+    rng = np.random.default_rng(7)
+    dim = 16
+
+    def photos(n, centre):  # one view per photo, its own near-duplicate group
+        return rng.normal(0, 1.0, (n, dim)) + centre
+
+    toward = np.zeros(dim)
+    toward[0] = 1.0
+    disease, healthy, everyday = photos(900, 2.5 * toward), photos(100, 0.6 * toward), photos(300, -2.5 * toward)
+    kinds = np.array(["disease"] * 900 + ["healthy"] * 100)
+    gate, threshold, report = crossval.fit_skin_gate([np.vstack([disease, healthy])], kinds, np.arange(1000),
+                                                     [everyday], np.arange(1000, 1300))
+    assert report["out_of_fold_rejected"]["healthy"] <= 0.02 and report["out_of_fold_rejected"]["disease"] <= 0.01
+    fresh_healthy = gate.predict_proba(crossval._unit(photos(2000, 0.6 * toward)))[:, 1]
+    assert (fresh_healthy < threshold).mean() <= 0.05
+    pooled = np.quantile(gate.predict_proba(crossval._unit(np.vstack([disease, healthy])))[:, 1], crossval.SKIN_REJECT_RATE)
+    assert (fresh_healthy < pooled).mean() > 2 * (fresh_healthy < threshold).mean()
+
+
 def test_near_duplicate_groups_keep_copies_together_and_distinct_photos_apart(data_root):
     """training.data.group_near_duplicates (the grouped split, one photo per group in every figure): a resized,
     re-encoded or slightly cropped copy joins its photo; distinct photos whose difference hashes are a few bits apart

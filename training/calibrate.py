@@ -77,7 +77,9 @@ def main(argv=None):
     skin_aug = model_outputs(clf, paths[skin_fit], lambda im: data.photo_conditions(data.augment(im, rng), rng), desc="skin, augmented")[1]
     ns_clean = model_outputs(clf, paths[nonskin_fit], desc="non-skin")[1]
     ns_aug = model_outputs(clf, paths[nonskin_fit], lambda im: data.augment(im, rng), desc="non-skin, augmented")[1]
-    gate, skin_threshold = crossval.fit_skin_gate([skin_clean, skin_aug], [ns_clean, ns_aug])
+    gate, skin_threshold, skin_report = crossval.fit_skin_gate([skin_clean, skin_aug], kinds[skin_fit], groups[skin_fit],
+                                                               [ns_clean, ns_aug], groups[nonskin_fit])
+    print(f"  threshold {skin_threshold:.3f}, out of fold: {json.dumps(skin_report)}")
 
     def is_skin(embeddings):  # the shipped gate's decision on the shipped model's embeddings
         return gate.predict_proba(_unit(embeddings))[:, 1] >= skin_threshold
@@ -147,8 +149,11 @@ def main(argv=None):
         "skin": {"bias": float(gate.intercept_[0]), "threshold": skin_threshold},
         "unknown": {"method": "other_class", "top_diseases": top, "threshold": threshold},
         "report": {"skin_method": "logistic regression on the L2-normalised embedding: train+val skin photos of every "
-                                  "source (clean and photo-condition views) vs half of non_skin; the threshold rejects "
-                                  f"{crossval.SKIN_REJECT_RATE:.1%} of the fitted skin photos",
+                                  "source (clean and photo-condition views; the 8, other conditions and healthy skin "
+                                  "weigh the same) vs half of non_skin; the threshold rejects at most "
+                                  f"{crossval.SKIN_REJECT_RATE:.1%} of each kind's photos, scored out of fold "
+                                  "(grouped 5-fold)",
+                   "skin_out_of_fold": skin_report,
                    "non_skin_accepted": {"n": int(report_ns.sum()), "rate": ns_accepted},
                    "real_skin_rejected_test": float(1 - sk.mean()),
                    "unknown_method": f"1 - the summed probability of the {top} likeliest diseases of the 9-way head "

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
 
 from skinscan import config
 from skinscan.classifier import softmax
@@ -32,7 +33,10 @@ from training import data, features, metrics
 
 HEAD_LABELS = config.CLASS_IDS + [config.OTHER_LABEL]
 FOLDS = ("kaggle", "dermnet", "sd198", "nailweb")
-SKIN_REJECT_RATE = 0.005
+SKIN_REJECT_RATE = 0.005  # the skin gate's threshold: no kind of skin photo loses more than this, out of fold
+# inverse L2 strength of the skin gate: the lowest out-of-fold non-skin acceptance of 1, 3, 10, 30 at that threshold
+# (experiments.json "skin gate: kind-balanced weights, out-of-fold threshold")
+SKIN_GATE_C = 10.0
 # folds reported but not used to fit the temperature and thresholds (training.calibrate), and why
 REPORT_ONLY = {"kaggle": "without the Kaggle collection the training set has no chickenpox and one larva migrans photo, "
                          "so this fold cannot name them: reported, not fitted on"}
@@ -78,12 +82,36 @@ def head_logits(head, emb) -> np.ndarray:
     return out
 
 
-def fit_skin_gate(skin_views, nonskin_views):
-    x = _unit(np.concatenate(skin_views + nonskin_views))
-    y = np.r_[np.ones(sum(len(v) for v in skin_views)), np.zeros(sum(len(v) for v in nonskin_views))]
-    gate = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000).fit(x, y)
-    scores = gate.predict_proba(_unit(skin_views[0]))[:, 1]
-    return gate, float(min(0.5, np.quantile(scores, SKIN_REJECT_RATE)))
+def fit_skin_gate(skin_views, skin_kinds, skin_groups, nonskin_views, nonskin_groups, c: float = SKIN_GATE_C):
+    """Logistic skin-vs-everyday-photo gate on unit embeddings; each kind of skin photo (the 8, other conditions,
+    healthy) weighs the same, and skin as much as non-skin. The threshold is the highest that rejects at most
+    ``SKIN_REJECT_RATE`` of every kind's clean photos, scored out of fold (grouped 5-fold): in-sample scores are too
+    sure of themselves, and healthy feet (the fewest photos, often whole-scene shots) were rejected most.
+    -> (gate, threshold, out-of-fold report)."""
+    kind = np.r_[np.tile(skin_kinds, len(skin_views)), np.full(len(nonskin_groups) * len(nonskin_views), "non_skin")]
+    groups = np.r_[np.tile(skin_groups, len(skin_views)), np.tile(nonskin_groups, len(nonskin_views))]
+    x, y = _unit(np.concatenate(skin_views + nonskin_views)), (kind != "non_skin").astype(int)
+    w = np.zeros(len(y))
+    for k in np.unique(kind):
+        w[kind == k] = 1.0 / (kind == k).sum()
+    w[y == 1] /= w[y == 1].sum()
+    w[y == 0] /= w[y == 0].sum()
+    w *= len(y) / 2
+
+    def fit(rows):
+        return LogisticRegression(C=c, max_iter=5000).fit(x[rows], y[rows], sample_weight=w[rows])
+
+    oof = np.zeros(len(y))
+    for fit_rows, score_rows in GroupKFold(5).split(x, y, groups):
+        oof[score_rows] = fit(fit_rows).predict_proba(x[score_rows])[:, 1]
+    n_skin, n_ns = len(skin_kinds), len(nonskin_groups)
+    clean = np.r_[np.ones(n_skin), np.zeros(len(y) - n_skin - n_ns * len(nonskin_views)), np.ones(n_ns),
+                  np.zeros(n_ns * (len(nonskin_views) - 1))].astype(bool)  # the first view of each is the clean one
+    kinds = np.unique(skin_kinds)
+    threshold = float(min(np.quantile(oof[clean & (kind == k)], SKIN_REJECT_RATE) for k in kinds))
+    report = {"out_of_fold_rejected": {str(k): float((oof[clean & (kind == k)] < threshold).mean()) for k in kinds},
+              "out_of_fold_non_skin_accepted": float((oof[clean & (y == 0)] >= threshold).mean())}
+    return fit(np.arange(len(y))), threshold, report
 
 
 def one_per_group(groups, mask) -> np.ndarray:
@@ -102,7 +130,8 @@ def fold_predictions(feats, train, test, weighting, c, nonskin_fit):
     views = [k for k in feats if k == "clean" or k == "flip" or k.startswith("aug")]
     fit = train & (y >= 0)
     head = fit_head([feats[v][fit] for v in views], y[fit], sources[fit], weighting, c)
-    gate, skin_threshold = fit_skin_gate([feats[v][fit] for v in views], [feats[v][nonskin_fit] for v in views])
+    gate, skin_threshold, _ = fit_skin_gate([feats[v][fit] for v in views], feats["kinds"][fit], feats["groups"][fit],
+                                            [feats[v][nonskin_fit] for v in views], feats["groups"][nonskin_fit])
     logits = head_logits(head, feats["clean"][test])  # one forward pass, as served
     skin = gate.predict_proba(_unit(feats["clean"][test]))[:, 1] >= skin_threshold
     return logits, skin

@@ -52,6 +52,8 @@ def parse_args(argv=None):
                     help="keep the average of the weights at the end of this epoch and every later one (all epochs run); "
                          "0: keep the epoch with the best validation top-1 of the 8")
     ap.add_argument("--unfreeze-from", type=int, default=config.UNFREEZE_FROM_BLOCK)
+    ap.add_argument("--label-smoothing", type=float, default=config.LABEL_SMOOTHING,
+                    help="share of each training target spread evenly over the 9 head classes (0: none)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--other-patches", type=float, default=config.OTHER_PATCHES,
                     help="share of the 'other' photos' training views that are small patches (training.data.skin_patch)")
@@ -129,7 +131,9 @@ def main(argv=None):
         top = (block is not None and block >= args.unfreeze_from) or name.startswith("head_")
         layer.trainable = top and not isinstance(layer, keras.layers.BatchNormalization)
     train_model = keras.Model(model.input, model.output[0])
-    train_model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    train_model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=args.label_smoothing))
+    one_hot = np.eye(len(HEAD_LABELS), dtype=np.float32)
     weights = crossval.sample_weights(y[idx_train], sources[idx_train], args.weighting)
     cc = args.colour_constancy
     x_val = np.stack([to_model_input(images[i], size, colour_constancy=cc) for i in idx_val])
@@ -146,7 +150,7 @@ def main(argv=None):
             pick = order[s : s + args.batch]
             xb = np.stack([to_model_input(training_view(images[idx_train[j]], y[idx_train[j]], args.other_patches, args.muted_redness, rng),
                                           size, colour_constancy=cc) for j in pick])
-            losses.append(train_model.train_on_batch(xb, y[idx_train[pick]], sample_weight=weights[pick]))
+            losses.append(train_model.train_on_batch(xb, one_hot[y[idx_train[pick]]], sample_weight=weights[pick]))
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
         logits = train_model.predict(x_val, batch_size=args.batch, verbose=0)
         val_loss = float(-np.mean(np.log(softmax(logits)[np.arange(len(y_val)), y_val] + 1e-12)))
@@ -207,6 +211,7 @@ def main(argv=None):
         "backbone": f"EfficientNet-{args.backbone.title()} (ImageNet), blocks {args.unfreeze_from}-{len(backbone.block_specs(args.backbone)) - 1} fine-tuned",
         "input_size": size, "colour_constancy": cc, "other_patches": args.other_patches,
         "muted_redness": args.muted_redness, "mixstyle_after": args.mixstyle_after, "average_from_epoch": args.average_from,
+        "label_smoothing": args.label_smoothing,
         "weighting": args.weighting, "holdout_source": args.holdout_source,
         "train_photos": int(train.sum()), "val_photos": int(val.sum()), "history": history,
         "train_photos_by_source": {s: int(((sources == s) & train).sum()) for s in crossval.FOLDS},
