@@ -65,7 +65,8 @@ API_TRACING = os.environ.get("SKINSCAN_API_TRACING", "0") == "1"  # OpenTelemetr
 DISCLAIMER = (
     "skinscan is not a medical diagnosis. It recognises only 8 skin infections from a photo and can be "
     "wrong. If you are worried, the rash is spreading, you have a fever, or it is near the eye, see a "
-    "doctor or pharmacist."
+    "doctor or pharmacist. It does not recognise moles or skin cancer and can mistake them for an infection: "
+    "show a doctor any spot that is new, changing, bleeding or not healing."
 )
 
 VERDICT_MESSAGES = {  # the plain-language "message" of every result

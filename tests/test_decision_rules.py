@@ -217,3 +217,23 @@ def test_near_duplicate_groups_keep_copies_together_and_distinct_photos_apart(da
     assert groups[4] == groups[5] == groups[0]
     assert len(set(groups[:4])) == 4
     assert len(set(data.group_near_duplicates(fingerprints[:4], max_difference=np.inf))) < 4  # the hash alone merges
+
+
+def test_out_of_scope_by_condition_counts_the_disease_each_photo_was_given():
+    """training.crossval.out_of_scope_by_condition: per condition folder, the photos given a disease and which one,
+    from the same verdicts as the pipeline's decision (a rejected or unknown photo is given none)."""
+    def row(disease=None, other=0.0):
+        r = np.zeros(N + 1)
+        if disease is not None:
+            r[disease] = 8.0
+        r[N] = other
+        return r
+    paths = ["other_conditions/psoriasis/a.jpg", "other_conditions/psoriasis/b.jpg", "other_conditions/psoriasis/c.jpg",
+             "other_conditions/vitiligo/d.jpg", "other_conditions/vitiligo/e.jpg", "skin8/train/impetigo/f.jpg"]
+    logits = np.array([row(4), row(4), row(None, 8.0), row(0), row(0), row(1)])
+    feats = {"paths": np.array(paths), "kinds": np.array(["other"] * 5 + ["disease"]), "y": np.array([N] * 5 + [1])}
+    folds = {"logits": logits, "skin": np.array([True, True, True, True, False, True]), "fold": np.array(["a"] * 6, dtype=object)}
+    table = crossval.out_of_scope_by_condition(feats, folds, 1.0, 0.5, ["a"])
+    assert list(table) == ["psoriasis", "vitiligo"]  # most often given a disease first
+    assert table["psoriasis"] == {"n": 3, "given_a_disease": pytest.approx(2 / 3), "as": {"ringworm": 2}}
+    assert table["vitiligo"] == {"n": 2, "given_a_disease": pytest.approx(0.5), "as": {"cellulitis": 1}}

@@ -179,6 +179,8 @@ def main(argv=None):
                                                          "temperature": temperature,
                                                          "unknown_threshold": threshold, "unknown_top_diseases": top,
                                                          "unknown_rules_tried": rule["tried"], "table": table,
+                                                         "out_of_scope_by_condition": crossval.out_of_scope_by_condition(
+                                                             feats, loso, temperature, threshold, fitted, top),
                                                          "operating_curve": curve}, indent=1))
     model_card.main(["--model", str(model_dir)])
 

@@ -214,6 +214,22 @@ def report_source(feats, mask, logits, skin, temperature, threshold, top=1):
     return out
 
 
+def out_of_scope_by_condition(feats, folds, temperature, threshold, sources=FOLDS, top=1) -> dict:
+    """Per other condition (and healthy skin) on the held-out sources: photos, the share given a disease, and which
+    diseases they were given (most often first): where a user with that condition will be misled."""
+    rows = {}
+    for s in sources:
+        m = (folds["fold"] == s) & np.isin(feats["kinds"], ("other", "healthy"))
+        verdict, pred = decide(folds["logits"][m], folds["skin"][m], temperature, threshold, top)
+        for path, v, d in zip(feats["paths"][m], verdict, pred):
+            row = rows.setdefault(Path(path).parent.name, {"n": 0, "given": Counter()})
+            row["n"] += 1
+            row["given"][config.CLASS_IDS[d]] += int(v == "disease")
+    return {c: {"n": r["n"], "given_a_disease": sum(r["given"].values()) / r["n"],
+                "as": {k: v for k, v in r["given"].most_common() if v}}
+            for c, r in sorted(rows.items(), key=lambda kv: -sum(kv[1]["given"].values()) / kv[1]["n"])}
+
+
 def fit_temperature_loso(feats, folds, sources=FOLDS) -> float:
     """Temperature of the 8-way disease probabilities, fitted on out-of-source predictions of the 8: the lowest ECE
     averaged over the held-out sources (``metrics.fit_temperature_per_source``)."""

@@ -87,6 +87,18 @@ def curve_section(cv: dict) -> list[str]:
             table(header, body), ""]
 
 
+def condition_section(cv: dict) -> list[str]:
+    """Which other conditions (and healthy skin) a never-seen source's photos were given a disease for (crossval.json)."""
+    rows = [[c.replace("_", " "), r["n"], f"{r['given_a_disease']:.0%}",
+             ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["as"].items()) or "-"]
+            for c, r in cv["out_of_scope_by_condition"].items()]
+    return ["## Out of scope, by condition",
+            "Photos of other conditions and healthy skin from the held-out sources (DermNet, SD-198, toenail crawl, each "
+            "scored by the fold model that never saw its source), at the shipped decision: how often each was given a "
+            "disease, and which (count of photos). A person with one of the top rows is the one most likely to be "
+            "misled.", "", table(["condition", "n", "given a disease", "given as"], rows), ""]
+
+
 HEADER = ["photos", "n (8 infections)", "right answer", "top-1", "called unknown", "other conditions given a disease",
           "healthy given a disease", "ECE"]
 
@@ -166,6 +178,8 @@ def render(model_dir: Path) -> str:
           "kept whole in training, so a sixth of the photos were never in a validation, test or held-out figure.", ""]
     if cv.get("operating_curve"):
         s += curve_section(cv)
+    if cv.get("out_of_scope_by_condition"):
+        s += condition_section(cv)
     s += ["## Grouped test split (8 infections, all sources)", f"n = {m['n']} photos, one per near-duplicate group.", "",
           table(["metric", "value"], [["top-1 accuracy", f"{m['accuracy']:.3f}"], ["macro-F1", f"{m['macro_f1']:.3f}"],
                                       ["ECE at T = 1", f"{m['ece_before_scaling']:.3f}"],
