@@ -170,3 +170,13 @@ def test_evaluate_command_on_test_split_photos(tmp_path, data_root, model_dir):
     assert set(r["confusion_matrix"]["labels"]) <= set(labels) | set(config.CLASS_IDS)
     assert np.asarray(r["confusion_matrix"]["matrix"]).sum() == copied
     assert r["skipped_folders"] == ["not_a_class"]
+
+
+def test_readme_figures_are_the_shipped_models():
+    """The README's per-source table is the shipped model's crossval.json / metrics.json / gates.json, as
+    training.model_card writes it: a retrained model whose README was not rewritten fails here."""
+    from training import model_card
+
+    text = (config.ROOT / "README.md").read_text()
+    block = text[text.index(model_card.README_START): text.index(model_card.README_END) + len(model_card.README_END)]
+    assert block == model_card.readme_figures(config.MODEL_DIR)

@@ -220,6 +220,52 @@ def render(model_dir: Path) -> str:
     return "\n".join(s)
 
 
+README_START = "<!-- figures: written by training.model_card from crossval.json, metrics.json and gates.json -->"
+README_END = "<!-- /figures -->"
+SHORT_NAMES = {"kaggle": "Kaggle collection", "dermnet": "DermNet", "sd198": "SD-198", "nailweb": "toenail crawl"}
+
+
+def readme_figures(model_dir: Path) -> str:
+    """The README's per-source table and gate figures, from the model's JSON (so the README cannot drift from it)."""
+    m = json.loads((model_dir / "metrics.json").read_text())
+    cv = json.loads((model_dir / "crossval.json").read_text())
+    g = json.loads((model_dir / "gates.json").read_text())["report"]
+
+    def row(name, r):
+        ins, oth, hea = r["in_scope"], r.get("other"), r.get("healthy")
+        return [name, ins["n"], f"{ins['right_answer']:.2f}", f"{ins['top1']:.2f}", f"{ins['called_unknown']:.0%}",
+                f"{oth['given_a_disease']:.0%} (n = {oth['n']})" if oth else "-",
+                f"{hea['given_a_disease']:.0%} (n = {hea['n']})" if hea else "-", f"{ins['ece']:.2f}"]
+    rows = [row(f"**{SOURCE_NAMES[s].split(' (')[0]}, never seen** (fold without it)", cv["table"][s]) for s in cv["fitted_on"]]
+    rows += [row(f"{SOURCE_NAMES[s]}, never seen (reported only, not fitted on: model card)", cv["table"][s])
+             for s in cv.get("report_only", {})]
+    test, by = m["test_decisions"], {s: r for s, r in m["test_by_source"].items() if "in_scope" in r}
+    rows.append(row("grouped test split, all sources (seen in training)", test))
+    rows.append(["... " + " / ".join(SHORT_NAMES[s] for s in by), " / ".join(str(r["in_scope"]["n"]) for r in by.values())]
+                + [" / ".join(f"{r['in_scope'][k]:.2f}" for r in by.values()) for k in ("right_answer", "top1")] + [""]
+                + [", ".join(f"{r[k]['given_a_disease']:.0%} {SHORT_NAMES[s]}" for s, r in by.items() if k in r)
+                   for k in ("other", "healthy")] + [" / ".join(f"{r['in_scope']['ece']:.2f}" for r in by.values())])
+    header = ["photos", "n (of the 8)", "right answer", "top-1", "called unknown", "other conditions given a disease",
+              "healthy skin given a disease", "ECE"]
+    n_skin = sum(test[k]["n"] for k in ("in_scope", "other", "healthy") if k in test)
+    rejected = {k: round(test[k]["rejected_not_skin"] * test[k]["n"]) for k in ("in_scope", "other", "healthy") if k in test}
+    words = {"in_scope": "photos of the 8", "other": "other conditions", "healthy": "healthy skin"}
+    top = cv.get("unknown_top_diseases", 1)
+    gates = (f"Non-skin photos accepted: {g['non_skin_accepted']['rate']:.1%} (n = {g['non_skin_accepted']['n']}); skin "
+             f"photos of the test split rejected: {g['real_skin_rejected_test']:.1%} (n = {n_skin}: "
+             + ", ".join(f"{v} of {test[k]['n']} {words[k]}" for k, v in rejected.items()) + "). "
+             f"Test top-1 / macro-F1 of the 8: {m['accuracy']:.3f} / {m['macro_f1']:.3f}. Temperature {cv['temperature']:.2f}; "
+             f"a photo is \"unknown\" when the {top} likeliest infections together get less than "
+             f"{1 - cv['unknown_threshold']:.0%} of the 9-way probability.")
+    return "\n".join([README_START, table(header, rows), "", gates, README_END])
+
+
+def write_readme_figures(model_dir: Path, readme: Path = config.ROOT / "README.md") -> None:
+    text = readme.read_text()
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    readme.write_text(text[:start] + readme_figures(model_dir) + text[end:])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=str(config.MODEL_DIR))
@@ -227,6 +273,9 @@ def main(argv=None):
     path = Path(args.model) / "MODEL_CARD.md"
     path.write_text(render(Path(args.model)))
     print(f"wrote {path}")
+    if Path(args.model).resolve() == config.MODEL_DIR.resolve():  # the shipped model: its figures in the README too
+        write_readme_figures(config.MODEL_DIR)
+        print("wrote the README's figures")
 
 
 if __name__ == "__main__":
