@@ -231,9 +231,12 @@ def test_out_of_scope_by_condition_counts_the_disease_each_photo_was_given():
     paths = ["other_conditions/psoriasis/a.jpg", "other_conditions/psoriasis/b.jpg", "other_conditions/psoriasis/c.jpg",
              "other_conditions/vitiligo/d.jpg", "other_conditions/vitiligo/e.jpg", "skin8/train/impetigo/f.jpg"]
     logits = np.array([row(4), row(4), row(None, 8.0), row(0), row(0), row(1)])
-    feats = {"paths": np.array(paths), "kinds": np.array(["other"] * 5 + ["disease"]), "y": np.array([N] * 5 + [1])}
+    feats = {"paths": np.array(paths), "kinds": np.array(["other"] * 5 + ["disease"]), "y": np.array([N] * 5 + [1]),
+             "sources": np.array(["a"] * 6, dtype=object)}
     folds = {"logits": logits, "skin": np.array([True, True, True, True, False, True]), "fold": np.array(["a"] * 6, dtype=object)}
     table = crossval.out_of_scope_by_condition(feats, folds, 1.0, 0.5, ["a"])
     assert list(table) == ["psoriasis", "vitiligo"]  # most often given a disease first
-    assert table["psoriasis"] == {"n": 3, "given_a_disease": pytest.approx(2 / 3), "as": {"ringworm": 2}}
-    assert table["vitiligo"] == {"n": 2, "given_a_disease": pytest.approx(0.5), "as": {"cellulitis": 1}}
+    assert table["psoriasis"] == {"n": 3, "given_a_disease": pytest.approx(2 / 3), "novel": True, "as": {"ringworm": 2}}
+    assert table["vitiligo"] == {"n": 2, "given_a_disease": pytest.approx(0.5), "novel": True, "as": {"cellulitis": 1}}
+    feats["sources"][1] = "b"  # a psoriasis photo from another source: its fold has seen the condition
+    assert not crossval.out_of_scope_by_condition(feats, folds, 1.0, 0.5, ["a"])["psoriasis"]["novel"]

@@ -216,16 +216,21 @@ def report_source(feats, mask, logits, skin, temperature, threshold, top=1):
 
 def out_of_scope_by_condition(feats, folds, temperature, threshold, sources=FOLDS, top=1) -> dict:
     """Per other condition (and healthy skin) on the held-out sources: photos, the share given a disease, and which
-    diseases they were given (most often first): where a user with that condition will be misled."""
+    diseases they were given (most often first): where a user with that condition will be misled. ``novel``: no
+    other source has the condition, so its fold model never saw it at all (a condition nobody has photos of)."""
+    out_of_scope = np.isin(feats["kinds"], ("other", "healthy"))
+    sources_of = {}
+    for path, source in zip(feats["paths"][out_of_scope], feats["sources"][out_of_scope]):
+        sources_of.setdefault(Path(path).parent.name, set()).add(source)
     rows = {}
     for s in sources:
-        m = (folds["fold"] == s) & np.isin(feats["kinds"], ("other", "healthy"))
+        m = (folds["fold"] == s) & out_of_scope
         verdict, pred = decide(folds["logits"][m], folds["skin"][m], temperature, threshold, top)
         for path, v, d in zip(feats["paths"][m], verdict, pred):
             row = rows.setdefault(Path(path).parent.name, {"n": 0, "given": Counter()})
             row["n"] += 1
             row["given"][config.CLASS_IDS[d]] += int(v == "disease")
-    return {c: {"n": r["n"], "given_a_disease": sum(r["given"].values()) / r["n"],
+    return {c: {"n": r["n"], "given_a_disease": sum(r["given"].values()) / r["n"], "novel": len(sources_of[c]) == 1,
                 "as": {k: v for k, v in r["given"].most_common() if v}}
             for c, r in sorted(rows.items(), key=lambda kv: -sum(kv[1]["given"].values()) / kv[1]["n"])}
 

@@ -89,14 +89,21 @@ def curve_section(cv: dict) -> list[str]:
 
 def condition_section(cv: dict) -> list[str]:
     """Which other conditions (and healthy skin) a never-seen source's photos were given a disease for (crossval.json)."""
-    rows = [[c.replace("_", " "), r["n"], f"{r['given_a_disease']:.0%}",
-             ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["as"].items()) or "-"]
-            for c, r in cv["out_of_scope_by_condition"].items()]
+    by = cv["out_of_scope_by_condition"]
+    rows = [[c.replace("_", " ") + (" (novel)" if r.get("novel") else ""), r["n"], f"{r['given_a_disease']:.0%}",
+             ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["as"].items()) or "-"] for c, r in by.items()]
+
+    def pooled(novel):
+        n = sum(r["n"] for r in by.values() if r.get("novel") == novel)
+        given = sum(sum(r["as"].values()) for r in by.values() if r.get("novel") == novel)
+        return f"{given / n:.0%} of {n}" if n else "n/a"
     return ["## Out of scope, by condition",
             "Photos of other conditions and healthy skin from the held-out sources (DermNet, SD-198, toenail crawl, each "
             "scored by the fold model that never saw its source), at the shipped decision: how often each was given a "
             "disease, and which (count of photos). A person with one of the top rows is the one most likely to be "
-            "misled.", "", table(["condition", "n", "given a disease", "given as"], rows), ""]
+            "misled. *Novel*: no other source has the condition, so its fold model had no photo of it at all, as for a "
+            f"condition not in the data; given a disease: novel conditions {pooled(True)}, conditions the fold saw "
+            f"from another source {pooled(False)}.", "", table(["condition", "n", "given a disease", "given as"], rows), ""]
 
 
 HEADER = ["photos", "n (8 infections)", "right answer", "top-1", "called unknown", "other conditions given a disease",
