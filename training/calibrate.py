@@ -125,6 +125,8 @@ def main(argv=None):
     skin_ok = is_skin(t_emb)
     lo, sk = t_logits[in_test], skin_ok[in_test]
     ns_accepted = float(skin_ok[~in_test].mean())
+    ns_verdicts = crossval.decide(t_logits[~in_test], skin_ok[~in_test], temperature, threshold, top)[0]
+    ns_given_disease = float((ns_verdicts == "disease").mean())  # past both gates: the whole decision
     decisions = crossval.report_source(feats, test, lo, sk, temperature, threshold, top)
     by_source = {}
     for s in crossval.FOLDS:
@@ -154,7 +156,8 @@ def main(argv=None):
                                   f"{crossval.SKIN_REJECT_RATE:.1%} of each kind's photos, scored out of fold "
                                   "(grouped 5-fold)",
                    "skin_out_of_fold": skin_report,
-                   "non_skin_accepted": {"n": int(report_ns.sum()), "rate": ns_accepted},
+                   "non_skin_accepted": {"n": int(report_ns.sum()), "rate": ns_accepted,
+                                         "given_a_disease": ns_given_disease},
                    "real_skin_rejected_test": float(1 - sk.mean()),
                    "unknown_method": f"1 - the summed probability of the {top} likeliest diseases of the 9-way head "
                                      "(8 infections + other) >= threshold; the number of diseases and the threshold give "

@@ -258,7 +258,10 @@ def readme_figures(model_dir: Path) -> str:
     rejected = {k: round(test[k]["rejected_not_skin"] * test[k]["n"]) for k in ("in_scope", "other", "healthy") if k in test}
     words = {"in_scope": "photos of the 8", "other": "other conditions", "healthy": "healthy skin"}
     top = cv.get("unknown_top_diseases", 1)
-    gates = (f"Non-skin photos accepted: {g['non_skin_accepted']['rate']:.1%} (n = {g['non_skin_accepted']['n']}); skin "
+    ns = g["non_skin_accepted"]
+    gates = (f"Non-skin photos accepted by the skin gate: {ns['rate']:.1%} (n = {ns['n']})"
+             + (f", given a disease past the unknown gate too: {ns['given_a_disease']:.1%}" if "given_a_disease" in ns else "")
+             + "; skin "
              f"photos of the test split rejected: {g['real_skin_rejected_test']:.1%} (n = {n_skin}: "
              + ", ".join(f"{v} of {test[k]['n']} {words[k]}" for k, v in rejected.items()) + "). "
              f"Test top-1 / macro-F1 of the 8: {m['accuracy']:.3f} / {m['macro_f1']:.3f}. Temperature {cv['temperature']:.2f}; "
