@@ -256,7 +256,7 @@ def readme_figures(model_dir: Path) -> str:
               "healthy skin given a disease", "ECE"]
     n_skin = sum(test[k]["n"] for k in ("in_scope", "other", "healthy") if k in test)
     rejected = {k: round(test[k]["rejected_not_skin"] * test[k]["n"]) for k in ("in_scope", "other", "healthy") if k in test}
-    words = {"in_scope": "photos of the 8", "other": "other conditions", "healthy": "healthy skin"}
+    words = {"in_scope": "photos of the 8", "other": "other conditions", "healthy": "healthy skin photos"}
     top = cv.get("unknown_top_diseases", 1)
     ns = g["non_skin_accepted"]
     gates = (f"Non-skin photos accepted by the skin gate: {ns['rate']:.1%} (n = {ns['n']})"
