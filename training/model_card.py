@@ -147,8 +147,11 @@ def render(model_dir: Path) -> str:
           "seen (the table above), which costs answers on familiar photos.",
           "- **Healthy skin** is represented only by feet and nails (`healthy_feet_nails`); healthy skin elsewhere on the "
           "body is not in the data and may be given a disease more often than the table shows.",
-          "- **Look-alikes** (herpes simplex, eczema, erysipelas, measles) are not in the data; expect them to be given "
+          "- **Look-alikes** of the 8 (herpes simplex, erysipelas, measles) are not in the data; expect them to be given "
           "one of the 8 (shingles, ringworm, cellulitis, chickenpox) more often than the other conditions above.",
+          "- **Moles and skin cancer** are among the other conditions given a disease on a new source (\"Out of scope, by "
+          "condition\" below); skinscan knows nothing of them, and every answer says to show a doctor any new, "
+          "changing, bleeding or non-healing spot.",
           "- **Darker skin**: mostly light skin in every source; augmentation renders darker tones, but no real figure exists.",
           "- Each held-out figure has a wide interval: n is in the table (about +-7 points at n = 100).", ""]
     s += ["## Method",
