@@ -104,9 +104,8 @@ def fit_skin_gate(skin_views, skin_kinds, skin_groups, nonskin_views, nonskin_gr
     oof = np.zeros(len(y))
     for fit_rows, score_rows in GroupKFold(5).split(x, y, groups):
         oof[score_rows] = fit(fit_rows).predict_proba(x[score_rows])[:, 1]
-    n_skin, n_ns = len(skin_kinds), len(nonskin_groups)
-    clean = np.r_[np.ones(n_skin), np.zeros(len(y) - n_skin - n_ns * len(nonskin_views)), np.ones(n_ns),
-                  np.zeros(n_ns * (len(nonskin_views) - 1))].astype(bool)  # the first view of each is the clean one
+    clean = np.r_[[i == 0 for i, v in enumerate(skin_views) for _ in v],  # the first view of each is the clean one
+                  [i == 0 for i, v in enumerate(nonskin_views) for _ in v]]
     kinds = np.unique(skin_kinds)
     threshold = float(min(np.quantile(oof[clean & (kind == k)], SKIN_REJECT_RATE) for k in kinds))
     report = {"out_of_fold_rejected": {str(k): float((oof[clean & (kind == k)] < threshold).mean()) for k in kinds},
@@ -229,9 +228,10 @@ def out_of_scope_by_condition(feats, folds, temperature, threshold, sources=FOLD
         for path, v, d in zip(feats["paths"][m], verdict, pred):
             row = rows.setdefault(Path(path).parent.name, {"n": 0, "given": Counter()})
             row["n"] += 1
-            row["given"][config.CLASS_IDS[d]] += int(v == "disease")
+            if v == "disease":
+                row["given"][config.CLASS_IDS[d]] += 1
     return {c: {"n": r["n"], "given_a_disease": sum(r["given"].values()) / r["n"], "novel": len(sources_of[c]) == 1,
-                "as": {k: v for k, v in r["given"].most_common() if v}}
+                "as": dict(r["given"].most_common())}
             for c, r in sorted(rows.items(), key=lambda kv: -sum(kv[1]["given"].values()) / kv[1]["n"])}
 
 

@@ -26,17 +26,22 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def source_row(name: str, r: dict, digits: int = 3) -> list:
+    """One table row of a source's decision figures (crossval.report_source), rates to ``digits`` places."""
+    ins, oth, hea = r.get("in_scope", {}), r.get("other"), r.get("healthy")
+
+    def share(x):
+        return "n/a" if x is None else f"{x:.{digits - 2}%}"
+
+    def figure(key):
+        return f"{ins[key]:.{digits}f}" if ins else "n/a"
+    return [name, ins.get("n", 0), figure("right_answer"), figure("top1"), share(ins.get("called_unknown")),
+            f"{share(oth['given_a_disease'])} (n = {oth['n']})" if oth else "-",
+            f"{share(hea['given_a_disease'])} (n = {hea['n']})" if hea else "-", figure("ece")]
+
+
 def source_rows(tab: dict, keys) -> list[list]:
-    rows = []
-    for k in keys:
-        r = tab[k]
-        ins, oth, hea = r.get("in_scope", {}), r.get("other"), r.get("healthy")
-        rows.append([SOURCE_NAMES.get(k, k), ins.get("n", 0), f"{ins['right_answer']:.3f}" if ins else "n/a",
-                     f"{ins['top1']:.3f}" if ins else "n/a", pct(ins.get("called_unknown")),
-                     f"{pct(oth['given_a_disease'])} (n = {oth['n']})" if oth else "-",
-                     f"{pct(hea['given_a_disease'])} (n = {hea['n']})" if hea else "-",
-                     f"{ins['ece']:.3f}" if ins else "n/a"])
-    return rows
+    return [source_row(SOURCE_NAMES.get(k, k), tab[k]) for k in keys]
 
 
 def mixstyle_text(training: dict) -> str:
@@ -240,23 +245,16 @@ def readme_figures(model_dir: Path) -> str:
     m = json.loads((model_dir / "metrics.json").read_text())
     cv = json.loads((model_dir / "crossval.json").read_text())
     g = json.loads((model_dir / "gates.json").read_text())["report"]
-
-    def row(name, r):
-        ins, oth, hea = r["in_scope"], r.get("other"), r.get("healthy")
-        return [name, ins["n"], f"{ins['right_answer']:.2f}", f"{ins['top1']:.2f}", f"{ins['called_unknown']:.0%}",
-                f"{oth['given_a_disease']:.0%} (n = {oth['n']})" if oth else "-",
-                f"{hea['given_a_disease']:.0%} (n = {hea['n']})" if hea else "-", f"{ins['ece']:.2f}"]
-    rows = [row(f"**{SOURCE_NAMES[s].split(' (')[0]}, never seen** (fold without it)", cv["table"][s]) for s in cv["fitted_on"]]
-    rows += [row(f"{SOURCE_NAMES[s]}, never seen (reported only, not fitted on: model card)", cv["table"][s])
+    rows = [source_row(f"**{SOURCE_NAMES[s].split(' (')[0]}, never seen** (fold without it)", cv["table"][s], 2)
+            for s in cv["fitted_on"]]
+    rows += [source_row(f"{SOURCE_NAMES[s]}, never seen (reported only, not fitted on: model card)", cv["table"][s], 2)
              for s in cv.get("report_only", {})]
     test, by = m["test_decisions"], {s: r for s, r in m["test_by_source"].items() if "in_scope" in r}
-    rows.append(row("grouped test split, all sources (seen in training)", test))
+    rows.append(source_row("grouped test split, all sources (seen in training)", test, 2))
     rows.append(["... " + " / ".join(SHORT_NAMES[s] for s in by), " / ".join(str(r["in_scope"]["n"]) for r in by.values())]
                 + [" / ".join(f"{r['in_scope'][k]:.2f}" for r in by.values()) for k in ("right_answer", "top1")] + [""]
                 + [", ".join(f"{r[k]['given_a_disease']:.0%} {SHORT_NAMES[s]}" for s, r in by.items() if k in r)
                    for k in ("other", "healthy")] + [" / ".join(f"{r['in_scope']['ece']:.2f}" for r in by.values())])
-    header = ["photos", "n (of the 8)", "right answer", "top-1", "called unknown", "other conditions given a disease",
-              "healthy skin given a disease", "ECE"]
     n_skin = sum(test[k]["n"] for k in ("in_scope", "other", "healthy") if k in test)
     rejected = {k: round(test[k]["rejected_not_skin"] * test[k]["n"]) for k in ("in_scope", "other", "healthy") if k in test}
     words = {"in_scope": "photos of the 8", "other": "other conditions", "healthy": "healthy skin photos"}
@@ -270,7 +268,7 @@ def readme_figures(model_dir: Path) -> str:
              f"Test top-1 / macro-F1 of the 8: {m['accuracy']:.3f} / {m['macro_f1']:.3f}. Temperature {cv['temperature']:.2f}; "
              f"a photo is \"unknown\" when the {top} likeliest infections together get less than "
              f"{1 - cv['unknown_threshold']:.0%} of the 9-way probability.")
-    return "\n".join([README_START, table(header, rows), "", gates, README_END])
+    return "\n".join([README_START, table(HEADER, rows), "", gates, README_END])
 
 
 def write_readme_figures(model_dir: Path, readme: Path = config.ROOT / "README.md") -> None:
