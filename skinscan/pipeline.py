@@ -16,11 +16,11 @@ from typing import Callable
 import numpy as np
 
 from skinscan import config, knowledge, quality
-from skinscan.classifier import ModelFiles, softmax
+from skinscan.classifier import ModelFiles, differential_temperature, softmax
 from skinscan.decode import InputError, decode_upload
 from skinscan.preprocess import to_model_input
 from skinscan.skin_gate import SkinGate
-from skinscan.unknown_gate import UnknownGate
+from skinscan.unknown_gate import UnknownGate, unknown_scores
 
 Forward = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
 
@@ -46,7 +46,7 @@ class Pipeline:
         self.n_logits = len(files.labels)  # the head's classes: the 8, then "other"
         self.colour_constancy, self.input_size = files.colour_constancy, files.input_size  # the model's preprocessing
         self.model_info = {"name": files.name, "version": files.version}
-        self.temperature = files.temperature
+        self.temperature, self.by_unknown = files.temperature, files.by_unknown
         gates = json.loads((self.model_dir / "gates.json").read_text())
         with np.load(self.model_dir / "gates.npz") as npz:
             arrays = {k: npz[k].astype(np.float64) for k in npz.files}
@@ -78,10 +78,10 @@ class Pipeline:
     def finish(self, prepared: Prepared, logits: np.ndarray, embedding: np.ndarray, model_ms: float = 0.0) -> dict:
         t0 = time.perf_counter()
         skin = self.skin.decide(embedding)
-        probs = softmax(logits[None, : len(self.labels)], self.temperature)[0]  # "which of the 8", calibrated
+        unknown = self.unknown.decide(logits)
+        probs = self.disease_probabilities(logits[None])[0]  # "which of the 8", calibrated
         order = np.argsort(probs)[::-1]
         differential = [self._entry(i, probs[i]) for i in order[: config.TOP_K]]
-        unknown = self.unknown.decide(logits)
         if not skin["is_skin"]:
             verdict, disease, differential = "not_skin", None, []
         elif unknown["is_unknown"]:
@@ -108,6 +108,11 @@ class Pipeline:
             "timings_ms": timings,
             "disclaimer": config.DISCLAIMER,
         }
+
+    def disease_probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Rows of head logits -> the calibrated 8-way probabilities of the differential (per-photo temperature)."""
+        score = unknown_scores(logits, self.temperature, len(self.labels), self.unknown.top)
+        return softmax(logits[:, : len(self.labels)], differential_temperature(score, self.temperature, self.by_unknown)[:, None])
 
     def _entry(self, i: int, p: float) -> dict:
         cid = self.labels[i]

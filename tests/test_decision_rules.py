@@ -172,6 +172,34 @@ def test_temperature_counts_every_source_the_same():
     assert 0.85 <= metrics.fit_temperature_per_source(small) <= 1.2
 
 
+def test_differential_temperature_rises_with_the_unknown_score():
+    """training.metrics.fit_temperature_by_unknown: where photos with a high unknown score are over-confident (their
+    true temperature rises with it), the fit finds that slope and, on the familiar and the unfamiliar photos apart,
+    beats any one temperature, which is too sure of the one and too unsure of the other; where the temperature
+    does not depend on the score, the slope stays near 0."""
+    from skinscan.classifier import softmax
+    from training import metrics
+
+    rng = np.random.default_rng(11)
+
+    def source(n, slope):  # labels drawn from softmax(logits / exp(slope * u)): calibrated at that temperature
+        logits, u = rng.normal(0, 3.0, (n, N)), rng.uniform(0, 1, n)
+        p = softmax(logits, np.exp(slope * u)[:, None])
+        return logits, np.array([rng.choice(N, p=row) for row in p]), u
+
+    def ece_by_half(sources, t0, slope):  # ECE of the familiar and the unfamiliar half of each source's photos, mean
+        return np.mean([metrics.expected_calibration_error(softmax(lo[m], (t0 * np.exp(slope * u[m]))[:, None]), y[m])
+                        for lo, y, u in sources for m in (u < 0.5, u >= 0.5)])
+
+    rising = [source(600, 1.5), source(600, 1.5)]
+    fit = metrics.fit_temperature_by_unknown(rising)
+    assert 1.0 <= fit["slope"] <= 2.0 and 0.75 <= fit["t0"] <= 1.3, fit
+    one = metrics.fit_temperature_per_source([(lo, y) for lo, y, _ in rising])
+    assert ece_by_half(rising, fit["t0"], fit["slope"]) < ece_by_half(rising, one, 0.0) - 0.03
+    flat = metrics.fit_temperature_by_unknown([source(600, 0.0), source(600, 0.0)])
+    assert abs(flat["slope"]) <= 0.4 and 0.8 <= flat["t0"] <= 1.25, flat
+
+
 def test_skin_gate_threshold_holds_for_the_smallest_kind_of_skin_photo():
     """training.crossval.fit_skin_gate: a small kind of skin photo that looks more like everyday photos (healthy feet
     in whole scenes) loses at most its share out of fold, where one quantile over all skin photos lets it lose many."""

@@ -6,10 +6,12 @@
    non_skin; its decision is part of every figure below (the fold models' own gates are not fitted);
 2. leave-one-source-out predictions: each fold model in ``--folds`` (``training.train --holdout-source S``) scores
    the photos of the source it never saw (one per near-duplicate group, never a test-split photo);
-3. the temperature (8-way disease probabilities): the lowest ECE averaged over the held-out sources; the unknown
-   score (1 - the mass of the N likeliest diseases, N in ``config.UNKNOWN_TOP_CHOICES``) and its threshold give the
-   most right answers over the held-out sources and the model's own validation split while no held-out source has
-   more than ``config.UNKNOWN_MAX_OUT_OF_SCOPE`` of its other-condition or healthy photos given a disease;
+3. the temperature: the lowest ECE averaged over the held-out sources (the 8-way probabilities of their photos of the 8);
+   the unknown score (1 - the mass of the N likeliest diseases, N in ``config.UNKNOWN_TOP_CHOICES``) and its threshold
+   give the most right answers over the held-out sources and the model's own validation split while no held-out source
+   has more than ``config.UNKNOWN_MAX_OUT_OF_SCOPE`` of its other-condition or healthy photos given a disease; then the
+   differential's per-photo temperature, t0 * exp(slope * unknown score), the same way (and each source scored by a
+   fit on the others only, ``nested_ece``);
 4. figures on the grouped test split, per source, and the leave-one-source-out table; gates.json, gates.npz,
    calibration.json, metrics.json, crossval.json, plots and MODEL_CARD.md next to the model.
 """
@@ -112,10 +114,13 @@ def main(argv=None):
     seen["logits"][val], seen["skin"][val] = shipped_logits[val], shipped_skin[val]
     rule = crossval.choose_unknown_rule(feats, loso, temperature, fitted, seen)
     threshold, top = rule["threshold"], rule["top_diseases"]
+    by_unknown = crossval.fit_by_unknown_loso(feats, loso, temperature, top, fitted)  # the differential's temperature
+    nested = crossval.nested_ece(feats, loso, top, fitted)
     grid = sorted({0.05, *np.round(np.arange(0.1, 0.81, 0.1), 2).tolist(), threshold})
     curve = crossval.operating_curve(feats, loso, temperature, folds_run, seen, grid, top)
     print(f"  folds {folds_run} (fitted on {fitted}): T = {temperature:.3f}, unknown: 1 - top-{top} disease mass "
-          f">= {threshold:.2f} (tried {json.dumps(rule['tried'])})")
+          f">= {threshold:.2f} (tried {json.dumps(rule['tried'])}); differential T = {by_unknown['t0']:.2f} * "
+          f"exp({by_unknown['slope']:.1f} * unknown score); nested ECE {json.dumps(nested)}")
 
     print("[3/4] grouped test split, every source")
     test = crossval.one_per_group(groups, masks["test"])
@@ -127,25 +132,32 @@ def main(argv=None):
     ns_accepted = float(skin_ok[~in_test].mean())
     ns_verdicts = crossval.decide(t_logits[~in_test], skin_ok[~in_test], temperature, threshold, top)[0]
     ns_given_disease = float((ns_verdicts == "disease").mean())  # past both gates: the whole decision
-    decisions = crossval.report_source(feats, test, lo, sk, temperature, threshold, top)
+    decisions = crossval.report_source(feats, test, lo, sk, temperature, threshold, top, by_unknown)
     by_source = {}
     for s in crossval.FOLDS:
         sel = sources[test] == s
-        by_source[s] = crossval.report_source(feats, test & (sources == s), lo[sel], sk[sel], temperature, threshold, top)
+        by_source[s] = crossval.report_source(feats, test & (sources == s), lo[sel], sk[sel], temperature, threshold, top,
+                                              by_unknown)
     dis = kinds[test] == "disease"
     y_dis, lo_dis = y[test][dis], lo[dis][:, :N]
-    m = metrics.classification_metrics(y_dis, softmax(lo_dis, temperature), config.CLASS_IDS)
+    m = metrics.classification_metrics(y_dis, crossval.disease_probabilities(lo[dis], temperature, top, by_unknown),
+                                       config.CLASS_IDS)
     m["ece_before_scaling"] = metrics.expected_calibration_error(softmax(lo_dis), y_dis)
+    m["ece_one_temperature"] = metrics.expected_calibration_error(softmax(lo_dis, temperature), y_dis)
     m["ece_after_scaling"] = m["ece"]
-    table = crossval.summarise(feats, loso, temperature, threshold, fitted, [f for f in folds_run if f not in fitted], top)
+    table = crossval.summarise(feats, loso, temperature, threshold, fitted, [f for f in folds_run if f not in fitted], top,
+                               by_unknown)
     table["summary"]["non_skin_accepted"] = ns_accepted
     print(f"  test top-1 {m['accuracy']:.3f}, decisions {json.dumps(decisions)}")
     print(f"  leave-one-source-out: {json.dumps(table['summary'])}")
 
     print("[4/4] write")
     training = json.loads((model_dir / "training.json").read_text())
-    (model_dir / "calibration.json").write_text(json.dumps({"temperature": temperature, "fitted_on": "lowest ECE averaged over the "
-                                                            f"held-out sources (folds: {', '.join(fitted)}), photos of the 8"}, indent=2))
+    (model_dir / "calibration.json").write_text(json.dumps({
+        "temperature": temperature, "by_unknown": by_unknown,
+        "fitted_on": f"lowest ECE averaged over the held-out sources (folds: {', '.join(fitted)}), photos of the 8: "
+                     "temperature for the unknown score; by_unknown for the differential, per photo t0 * exp(slope * "
+                     "unknown score)"}, indent=2))
     np.savez_compressed(model_dir / "gates.npz", skin_weights=gate.coef_[0].astype(np.float32))
     (model_dir / "gates.json").write_text(json.dumps({
         "skin": {"bias": float(gate.intercept_[0]), "threshold": skin_threshold},
@@ -167,7 +179,8 @@ def main(argv=None):
                    "unknown_rules_tried": rule["tried"]}}, indent=2))
     metrics.plot_confusion(m["confusion_matrix"]["matrix"], config.CLASS_IDS, model_dir / "confusion_matrix.png",
                            "Grouped test split, 8 infections")
-    metrics.plot_reliability({"T=1": (softmax(lo_dis), y_dis), f"T={temperature:.2f}": (softmax(lo_dis, temperature), y_dis)},
+    metrics.plot_reliability({"T=1": (softmax(lo_dis), y_dis), f"T={temperature:.2f}": (softmax(lo_dis, temperature), y_dis),
+                              "per-photo T": (crossval.disease_probabilities(lo[dis], temperature, top, by_unknown), y_dis)},
                              model_dir / "reliability.png")
     m.update({"model": {"name": config.MODEL_NAME, "version": json.loads((model_dir / "labels.json").read_text())["version"],
                         "backbone": training["backbone"], "input_size": training["input_size"], "temperature": temperature,
@@ -179,7 +192,8 @@ def main(argv=None):
     (model_dir / "crossval.json").write_text(json.dumps({"method": "fine-tuned fold models (training.train --holdout-source)",
                                                          "folds": folds_run, "fitted_on": fitted,
                                                          "report_only": {f: crossval.REPORT_ONLY[f] for f in folds_run if f not in fitted},
-                                                         "temperature": temperature,
+                                                         "temperature": temperature, "by_unknown": by_unknown,
+                                                         "nested_ece": nested,
                                                          "unknown_threshold": threshold, "unknown_top_diseases": top,
                                                          "unknown_rules_tried": rule["tried"], "table": table,
                                                          "out_of_scope_by_condition": crossval.out_of_scope_by_condition(

@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
 from skinscan import config
-from skinscan.classifier import softmax
+from skinscan.classifier import differential_temperature, softmax
 from skinscan.skin_gate import _unit
 from skinscan.unknown_gate import unknown_scores
 from training import data, features, metrics
@@ -190,13 +190,20 @@ def decide(logits, skin, temperature, threshold, top=1):
     return verdict, logits[:, : len(config.CLASS_IDS)].argmax(axis=1)
 
 
-def report_source(feats, mask, logits, skin, temperature, threshold, top=1):
+def disease_probabilities(logits, temperature, top=1, by_unknown=None) -> np.ndarray:
+    """The calibrated 8-way differential of rows of head logits, as ``Pipeline.disease_probabilities`` gives it."""
+    n = len(config.CLASS_IDS)
+    t = differential_temperature(unknown_scores(logits, temperature, n, top), temperature, by_unknown)
+    return softmax(logits[:, :n], t[:, None])
+
+
+def report_source(feats, mask, logits, skin, temperature, threshold, top=1, by_unknown=None):
     y, kinds = feats["y"][mask], feats["kinds"][mask]
     verdict, pred = decide(logits, skin, temperature, threshold, top)
     out = {}
     dis = kinds == "disease"
     if dis.any():
-        probs8 = softmax(logits[dis][:, : len(config.CLASS_IDS)], temperature)
+        probs8 = disease_probabilities(logits[dis], temperature, top, by_unknown)
         out["in_scope"] = {
             "n": int(dis.sum()),
             "right_answer": float(np.mean((verdict[dis] == "disease") & (pred[dis] == y[dis]))),
@@ -205,6 +212,10 @@ def report_source(feats, mask, logits, skin, temperature, threshold, top=1):
             "rejected_not_skin": float(np.mean(verdict[dis] == "not_skin")),
             "ece": metrics.expected_calibration_error(probs8, y[dis]),
         }
+        named = verdict[dis] == "disease"  # what a user is told: the probability shown beside the disease, and how often right
+        if named.any():
+            out["in_scope"]["named"] = {"n": int(named.sum()), "right": float(np.mean(pred[dis][named] == y[dis][named])),
+                                        "mean_probability": float(probs8[named].max(axis=1).mean())}
     for kind in ("other", "healthy"):
         sel = kinds == kind
         if sel.any():
@@ -243,6 +254,33 @@ def fit_temperature_loso(feats, folds, sources=FOLDS) -> float:
         sel = (folds["fold"] == s) & (feats["kinds"] == "disease")
         by_source.append((folds["logits"][sel][:, : len(config.CLASS_IDS)], feats["y"][sel]))
     return metrics.fit_temperature_per_source(by_source)
+
+
+def fit_by_unknown_loso(feats, folds, temperature, top, sources=FOLDS) -> dict:
+    """The differential's per-photo temperature (``metrics.fit_temperature_by_unknown``) on out-of-source predictions
+    of the 8, each held-out source counting the same."""
+    by_source = []
+    for s in sources:
+        sel = (folds["fold"] == s) & (feats["kinds"] == "disease")
+        lo = folds["logits"][sel]
+        by_source.append((lo[:, : len(config.CLASS_IDS)], feats["y"][sel],
+                          unknown_scores(lo, temperature, len(config.CLASS_IDS), top)))
+    return metrics.fit_temperature_by_unknown(by_source)
+
+
+def nested_ece(feats, folds, top, sources=FOLDS) -> dict:
+    """ECE on each held-out source of the calibration fitted on the *other* held-out sources only: one temperature,
+    and the per-photo temperature. What to expect on a source none of the fit saw (the table's ECE is in-sample)."""
+    out = {}
+    for s in sources:
+        rest = [o for o in sources if o != s]
+        t = fit_temperature_loso(feats, folds, rest)
+        by_unknown = fit_by_unknown_loso(feats, folds, t, top, rest)
+        sel = (folds["fold"] == s) & (feats["kinds"] == "disease")
+        lo, y = folds["logits"][sel], feats["y"][sel]
+        out[s] = {"one_temperature": metrics.expected_calibration_error(disease_probabilities(lo, t, top), y),
+                  "per_photo_temperature": metrics.expected_calibration_error(disease_probabilities(lo, t, top, by_unknown), y)}
+    return out
 
 
 def choose_threshold(feats, folds, temperature, sources=FOLDS, seen=None,
@@ -297,16 +335,17 @@ def operating_curve(feats, folds, temperature, sources, seen=None, grid=np.round
     return rows
 
 
-def summarise(feats, folds, temperature, threshold, sources=FOLDS, report_only=(), top=1) -> dict:
+def summarise(feats, folds, temperature, threshold, sources=FOLDS, report_only=(), top=1, by_unknown=None) -> dict:
     """A row per held-out source (``report_only`` ones too), the grouped split's rows, and a summary over ``sources``."""
     table = {}
     for source in [*sources, *report_only]:
         m = folds["fold"] == source
-        table[source] = report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, threshold, top)
+        table[source] = report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, threshold, top, by_unknown)
     for part in ("val", "test"):
         if f"grouped_{part}" in folds:
             g = folds[f"grouped_{part}"]
-            table[f"grouped_{part}"] = report_source(feats, g["mask"], g["logits"], g["skin"], temperature, threshold, top)
+            table[f"grouped_{part}"] = report_source(feats, g["mask"], g["logits"], g["skin"], temperature, threshold, top,
+                                                     by_unknown)
     right = [table[s]["in_scope"]["right_answer"] for s in sources]
     others = [table[s]["other"]["given_a_disease"] for s in sources if "other" in table[s]]
     healthy = [table[s]["healthy"]["given_a_disease"] for s in sources if "healthy" in table[s]]
@@ -324,8 +363,10 @@ def evaluate_setting(feats, weighting, c):
     folds = run_folds(feats, weighting, c)
     temperature = fit_temperature_loso(feats, folds)
     rule = choose_unknown_rule(feats, folds, temperature)
-    return {"temperature": temperature, "unknown_threshold": rule["threshold"], "unknown_top_diseases": rule["top_diseases"],
-            "table": summarise(feats, folds, temperature, rule["threshold"], top=rule["top_diseases"])}
+    by_unknown = fit_by_unknown_loso(feats, folds, temperature, rule["top_diseases"])
+    return {"temperature": temperature, "by_unknown": by_unknown, "unknown_threshold": rule["threshold"],
+            "unknown_top_diseases": rule["top_diseases"],
+            "table": summarise(feats, folds, temperature, rule["threshold"], top=rule["top_diseases"], by_unknown=by_unknown)}
 
 
 def main(argv=None):

@@ -3,7 +3,7 @@
     .venv/bin/python -m training.evaluate --data DIR --out FILE.json [--model MODEL_DIR]
 
 Runs the serving pipeline in-process (same decode, preprocessing, model and gates). Classification figures
-use the calibrated top-1 over the 8 classes; the gate outcomes (verdict counts) are reported beside them.
+use the calibrated differential over the 8 classes; the gate outcomes (verdict counts) are reported beside them.
 Folders whose name is not a class id are reported as skipped.
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ import numpy as np
 from tqdm import tqdm
 
 from skinscan import config
-from skinscan.classifier import softmax
 from skinscan.decode import InputError
 from skinscan.pipeline import Pipeline, Prepared
 from training import data, metrics
@@ -42,7 +41,7 @@ def evaluate(data_dir: Path, model_dir: Path, batch: int = 32) -> dict:
         for (p, c), lo, em in zip(ok, logits, emb):
             verdicts[pipeline.finish(p, lo, em)["verdict"]] += 1
             y.append(labels.index(c))
-        probs.append(softmax(logits[:, : len(labels)], pipeline.temperature))
+        probs.append(pipeline.disease_probabilities(logits))
     probs_arr = np.concatenate(probs) if probs else np.zeros((0, len(labels)))
     result = metrics.classification_metrics(np.array(y, dtype=int), probs_arr, labels)
     result.update({
