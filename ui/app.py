@@ -185,10 +185,11 @@ def render_confidence(result: dict, gates: dict | None = None) -> None:
     with st.expander("How sure is this?"):
         st.markdown(
             "**The percentages are calibrated probabilities.** After training, the model's scores were adjusted "
-            "(temperature scaling) on photo collections it had never seen, so that a result shown as 80% was right "
-            "about 8 times in 10 on our test photos. They compare only the 8 conditions skinscan knows, come from a "
-            "single photo, and can be wrong: a high percentage is not a diagnosis, and \">99%\" means very "
-            "confident, not certain."
+            "on photo collections it had never seen (the less a photo looks like one of the 8 conditions, the lower "
+            "its percentages), so that a result shown as 80% was right about 8 times in 10 on our test photos. On "
+            "photos unlike any it learned from they still run high: read them as how closely the photo resembles "
+            "each condition. They compare only the 8 conditions skinscan knows, come from a single photo, and can be "
+            "wrong: a high percentage is not a diagnosis, and \">99%\" means very confident, not certain."
         )
         st.markdown("**Two checks run before a condition is named:**")
         skin_line = (f"- **Is this skin?** score {num(skin.get('score'), 2)}"
@@ -378,7 +379,7 @@ def render_model(summary: dict, figures: dict[str, bytes] | None = None, names: 
         st.image(png, caption={"confusion_matrix": "Confusion matrix on the test split (rows: true, columns: "
                                                    "predicted)",
                                "reliability": "Reliability: stated probability vs how often it was right, before "
-                                              "and after temperature scaling"}.get(name, name.replace("_", " ")))
+                                              "and after calibration"}.get(name, name.replace("_", " ")))
 
     render_gates(summary.get("gates") or {})
 
