@@ -7,8 +7,8 @@ Both runtimes map a batch of ``to_model_input`` arrays to (logits [n, len(labels
 * ``KerasClassifier``: ``model.keras`` on TensorFlow, for training, gate fitting and the export check.
 
 ``python -m training.export_tflite`` writes ``model.tflite`` from ``model.keras``; ``tests/test_model.py`` checks
-that both give the same answers. Temperature scaling is applied by the callers with ``softmax`` and
-``differential_temperature`` below.
+that both give the same answers. Temperature scaling is applied by the callers with ``softmax`` below (the
+differential's per-photo temperature: ``unknown_gate.disease_probabilities``).
 """
 from __future__ import annotations
 
@@ -29,16 +29,6 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def differential_temperature(unknown_score, temperature: float, by_unknown: dict | None = None) -> np.ndarray:
-    """Temperature of each photo's 8-way differential: the model's one ``temperature``, or, when it was calibrated
-    per photo (calibration.json ``by_unknown``, ``training.calibrate``), ``t0 * exp(slope * unknown score)``: the less
-    a photo looks like one of the 8 to the model, the flatter its differential."""
-    u = np.asarray(unknown_score, dtype=np.float64)
-    if not by_unknown:
-        return np.full(u.shape, float(temperature))
-    return by_unknown["t0"] * np.exp(by_unknown["slope"] * u)
-
-
 class ModelFiles:
     """``labels.json`` and ``calibration.json`` of a model directory."""
 
@@ -52,7 +42,7 @@ class ModelFiles:
         self.input_size = int(meta.get("input_size", config.IMAGE_SIZE))  # square side the photo is resized to
         calibration = json.loads((self.model_dir / "calibration.json").read_text())
         self.temperature = float(calibration["temperature"])  # of the 9-way head: the unknown score's
-        self.by_unknown = calibration.get("by_unknown")  # the differential's per-photo temperature (differential_temperature)
+        self.by_unknown = calibration.get("by_unknown")  # the differential's per-photo temperature (unknown_gate)
 
 
 class Classifier(ModelFiles):

@@ -16,11 +16,11 @@ from typing import Callable
 import numpy as np
 
 from skinscan import config, knowledge, quality
-from skinscan.classifier import ModelFiles, differential_temperature, softmax
+from skinscan.classifier import ModelFiles
 from skinscan.decode import InputError, decode_upload
 from skinscan.preprocess import to_model_input
 from skinscan.skin_gate import SkinGate
-from skinscan.unknown_gate import UnknownGate, unknown_scores
+from skinscan.unknown_gate import UnknownGate, disease_probabilities
 
 Forward = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
 
@@ -111,8 +111,7 @@ class Pipeline:
 
     def disease_probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Rows of head logits -> the calibrated 8-way probabilities of the differential (per-photo temperature)."""
-        score = unknown_scores(logits, self.temperature, len(self.labels), self.unknown.top)
-        return softmax(logits[:, : len(self.labels)], differential_temperature(score, self.temperature, self.by_unknown)[:, None])
+        return disease_probabilities(logits, self.temperature, len(self.labels), self.unknown.top, self.by_unknown)
 
     def _entry(self, i: int, p: float) -> dict:
         cid = self.labels[i]

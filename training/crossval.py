@@ -25,8 +25,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
-from skinscan import config
-from skinscan.classifier import differential_temperature, softmax
+from skinscan import config, unknown_gate
+from skinscan.classifier import softmax
 from skinscan.skin_gate import _unit
 from skinscan.unknown_gate import unknown_scores
 from training import data, features, metrics
@@ -191,10 +191,8 @@ def decide(logits, skin, temperature, threshold, top=1):
 
 
 def disease_probabilities(logits, temperature, top=1, by_unknown=None) -> np.ndarray:
-    """The calibrated 8-way differential of rows of head logits, as ``Pipeline.disease_probabilities`` gives it."""
-    n = len(config.CLASS_IDS)
-    t = differential_temperature(unknown_scores(logits, temperature, n, top), temperature, by_unknown)
-    return softmax(logits[:, :n], t[:, None])
+    """The calibrated 8-way differential of rows of head logits, as the pipeline gives it."""
+    return unknown_gate.disease_probabilities(logits, temperature, len(config.CLASS_IDS), top, by_unknown)
 
 
 def report_source(feats, mask, logits, skin, temperature, threshold, top=1, by_unknown=None):
