@@ -268,3 +268,16 @@ def test_out_of_scope_by_condition_counts_the_disease_each_photo_was_given():
     assert table["vitiligo"] == {"n": 2, "given_a_disease": pytest.approx(0.5), "novel": True, "as": {"cellulitis": 1}}
     feats["sources"][1] = "b"  # a psoriasis photo from another source: its fold has seen the condition
     assert not crossval.out_of_scope_by_condition(feats, folds, 1.0, 0.5, ["a"])["psoriasis"]["novel"]
+
+
+def test_a_fold_is_calibrated_only_on_the_infections_it_could_name():
+    """training.crossval.nameable: the fold without a source had training photos of an infection in the other
+    sources, or its photos of it are left out of the calibration fit (the Kaggle fold never saw chickenpox)."""
+    n = crossval.MIN_FOLD_PHOTOS
+    y = np.array([0] * n + [1] * (n - 1) + [0, 1, 6] * 2 + [N])
+    sources = np.array(["b"] * (2 * n - 1) + ["kaggle"] * 6 + ["b"])
+    kinds = np.array(["disease"] * (2 * n + 5) + ["other"])
+    feats = {"y": y, "sources": sources, "kinds": kinds}
+    held = sources == "kaggle"
+    assert y[crossval.nameable(feats, "kaggle") & held].tolist() == [0, 0]  # impetigo (9 elsewhere), chickenpox (0): too few
+    assert not crossval.nameable(feats, "kaggle")[-1]  # never an out-of-scope photo

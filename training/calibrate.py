@@ -10,8 +10,8 @@
    the unknown score (1 - the mass of the N likeliest diseases, N in ``config.UNKNOWN_TOP_CHOICES``) and its threshold
    give the most right answers over the held-out sources and the model's own validation split while no held-out source
    has more than ``config.UNKNOWN_MAX_OUT_OF_SCOPE`` of its other-condition or healthy photos given a disease; then the
-   differential's per-photo temperature, t0 * exp(slope * unknown score), the same way (and each source scored by a
-   fit on the others only, ``nested_ece``);
+   differential's per-photo temperature, t0 * exp(slope * unknown score), the same way on every fold's photos of the
+   infections it could name (and each source scored by a fit on the others only, ``nested_ece``);
 4. figures on the grouped test split, per source, and the leave-one-source-out table; gates.json, gates.npz,
    calibration.json, metrics.json, crossval.json, plots and MODEL_CARD.md next to the model.
 """
@@ -114,8 +114,11 @@ def main(argv=None):
     seen["logits"][val], seen["skin"][val] = shipped_logits[val], shipped_skin[val]
     rule = crossval.choose_unknown_rule(feats, loso, temperature, fitted, seen)
     threshold, top = rule["threshold"], rule["top_diseases"]
-    by_unknown = crossval.fit_by_unknown_loso(feats, loso, temperature, top, fitted)  # the differential's temperature
-    nested = crossval.nested_ece(feats, loso, top, fitted)
+    # the differential's temperature: every fold's photos of the infections it could name (a fourth source helps it carry
+    # over to a new one: experiments.json "calibration: a temperature that rises with the unknown score")
+    report_only = [f for f in folds_run if f not in fitted]
+    by_unknown = crossval.fit_by_unknown_loso(feats, loso, temperature, top, folds_run)
+    nested = crossval.nested_ece(feats, loso, top, fitted, report_only)
     grid = sorted({0.05, *np.round(np.arange(0.1, 0.81, 0.1), 2).tolist(), threshold})
     curve = crossval.operating_curve(feats, loso, temperature, folds_run, seen, grid, top)
     print(f"  folds {folds_run} (fitted on {fitted}): T = {temperature:.3f}, unknown: 1 - top-{top} disease mass "
@@ -145,8 +148,7 @@ def main(argv=None):
     m["ece_before_scaling"] = metrics.expected_calibration_error(softmax(lo_dis), y_dis)
     m["ece_one_temperature"] = metrics.expected_calibration_error(softmax(lo_dis, temperature), y_dis)
     m["ece_after_scaling"] = m["ece"]
-    table = crossval.summarise(feats, loso, temperature, threshold, fitted, [f for f in folds_run if f not in fitted], top,
-                               by_unknown)
+    table = crossval.summarise(feats, loso, temperature, threshold, fitted, report_only, top, by_unknown)
     table["summary"]["non_skin_accepted"] = ns_accepted
     print(f"  test top-1 {m['accuracy']:.3f}, decisions {json.dumps(decisions)}")
     print(f"  leave-one-source-out: {json.dumps(table['summary'])}")
@@ -155,9 +157,9 @@ def main(argv=None):
     training = json.loads((model_dir / "training.json").read_text())
     (model_dir / "calibration.json").write_text(json.dumps({
         "temperature": temperature, "by_unknown": by_unknown,
-        "fitted_on": f"lowest ECE averaged over the held-out sources (folds: {', '.join(fitted)}), photos of the 8: "
-                     "temperature for the unknown score; by_unknown for the differential, per photo t0 * exp(slope * "
-                     "unknown score)"}, indent=2))
+        "fitted_on": f"lowest ECE averaged over the held-out sources, photos of the 8: temperature (the unknown score's) "
+                     f"on folds {', '.join(fitted)}; by_unknown (the differential's, per photo t0 * exp(slope * unknown "
+                     f"score)) on folds {', '.join(folds_run)}, photos of the infections each fold could name"}, indent=2))
     np.savez_compressed(model_dir / "gates.npz", skin_weights=gate.coef_[0].astype(np.float32))
     (model_dir / "gates.json").write_text(json.dumps({
         "skin": {"bias": float(gate.intercept_[0]), "threshold": skin_threshold},

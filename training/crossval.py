@@ -37,9 +37,11 @@ SKIN_REJECT_RATE = 0.005  # the skin gate's threshold: no kind of skin photo los
 # inverse L2 strength of the skin gate: the lowest out-of-fold non-skin acceptance of 1, 3, 10, 30 at that threshold
 # (experiments.json "skin gate: kind-balanced weights, out-of-fold threshold")
 SKIN_GATE_C = 10.0
+MIN_FOLD_PHOTOS = 10  # a fold "can name" an infection it had this many training photos of (``nameable``)
 # folds reported but not used to fit the temperature and thresholds (training.calibrate), and why
 REPORT_ONLY = {"kaggle": "without the Kaggle collection the training set has no chickenpox and one larva migrans photo, "
-                         "so this fold cannot name them: reported, not fitted on"}
+                         "so this fold cannot name them: reported, not fitted on (only its photos of the other six "
+                         "infections join the fit of the differential's per-photo temperature)"}
 
 
 def head_targets(records) -> np.ndarray:
@@ -254,26 +256,35 @@ def fit_temperature_loso(feats, folds, sources=FOLDS) -> float:
     return metrics.fit_temperature_per_source(by_source)
 
 
+def nameable(feats, source) -> np.ndarray:
+    """Photos of the infections that the fold without ``source`` had at least ``MIN_FOLD_PHOTOS`` training photos of
+    (the Kaggle fold has no chickenpox and one larva migrans photo: it cannot name them, however calibrated)."""
+    disease = feats["kinds"] == "disease"
+    counts = np.bincount(feats["y"][disease & (feats["sources"] != source)], minlength=len(config.CLASS_IDS))
+    return disease & np.isin(feats["y"], np.where(counts >= MIN_FOLD_PHOTOS)[0])
+
+
 def fit_by_unknown_loso(feats, folds, temperature, top, sources=FOLDS) -> dict:
     """The differential's per-photo temperature (``metrics.fit_temperature_by_unknown``) on out-of-source predictions
-    of the 8, each held-out source counting the same."""
+    of the 8 the fold could name, each held-out source counting the same."""
     by_source = []
     for s in sources:
-        sel = (folds["fold"] == s) & (feats["kinds"] == "disease")
+        sel = (folds["fold"] == s) & nameable(feats, s)
         lo = folds["logits"][sel]
         by_source.append((lo[:, : len(config.CLASS_IDS)], feats["y"][sel],
                           unknown_scores(lo, temperature, len(config.CLASS_IDS), top)))
     return metrics.fit_temperature_by_unknown(by_source)
 
 
-def nested_ece(feats, folds, top, sources=FOLDS) -> dict:
-    """ECE on each held-out source of the calibration fitted on the *other* held-out sources only: one temperature,
-    and the per-photo temperature. What to expect on a source none of the fit saw (the table's ECE is in-sample)."""
+def nested_ece(feats, folds, top, sources=FOLDS, report_only=()) -> dict:
+    """ECE on each held-out source of the calibration fitted on the *other* held-out sources only (as
+    ``training.calibrate`` fits it: the per-photo temperature on ``report_only`` folds too), one temperature and per
+    photo. What to expect on a source none of the fit saw (the table's ECE is in-sample)."""
     out = {}
     for s in sources:
         rest = [o for o in sources if o != s]
         t = fit_temperature_loso(feats, folds, rest)
-        by_unknown = fit_by_unknown_loso(feats, folds, t, top, rest)
+        by_unknown = fit_by_unknown_loso(feats, folds, t, top, [*rest, *report_only])
         sel = (folds["fold"] == s) & (feats["kinds"] == "disease")
         lo, y = folds["logits"][sel], feats["y"][sel]
         out[s] = {"one_temperature": metrics.expected_calibration_error(disease_probabilities(lo, t, top), y),
