@@ -105,7 +105,9 @@ def test_training_smoke_round_trip(tmp_path, data_root):
     feats = tmp_path / "features.npz"
     features.main(["--limit", "4", "--views", "1", "--out", str(feats)])
     out, folds = tmp_path / "model", tmp_path / "folds"
-    train.main(["--features", str(feats), "--epochs", "1", "--holdout-source", "dermnet", "--out", str(folds / "dermnet")])
+    fold = train.main(["--features", str(feats), "--epochs", "1", "--holdout-source", "dermnet", "--out", str(folds / "dermnet"),
+                       "--source-adversary", "0.3"])
+    assert not [layer.name for layer in fold.layers if "source" in layer.name or "reversal" in layer.name]  # training-only
     model = train.main(["--features", str(feats), "--epochs", "1", "--out", str(out), "--mixstyle-after", "2", "4", "7"])
     assert not [layer.name for layer in model.layers if "mixstyle" in layer.name]  # training-only: not exported
     seen = {d: json.loads((d / "training.json").read_text())["train_photos_by_source"] for d in (folds / "dermnet", out)}

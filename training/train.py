@@ -63,6 +63,9 @@ def parse_args(argv=None):
                     help="shades-of-grey colour constancy in the model's preprocessing (recorded in labels.json)")
     ap.add_argument("--mixstyle-after", type=int, nargs="*", default=list(config.MIXSTYLE_AFTER),
                     help="MixStyle (feature-statistics mixing, training only) after these backbone blocks; none: off")
+    ap.add_argument("--source-adversary", type=float, default=config.SOURCE_ADVERSARY,
+                    help="strength of a gradient-reversed head that guesses each photo's source within its class "
+                         "(domain-adversarial training, training only); 0: off")
     return ap.parse_args(argv)
 
 
@@ -91,6 +94,38 @@ def build_model(n_classes: int, head_weights, seed: int, variant: str = config.B
     model = keras.Model(base.input, [logits, embedding], name=config.MODEL_NAME)
     dense.set_weights(head_weights)
     return base, model
+
+
+def source_adversary(model, strength: float, n_sources: int):
+    """A head on the model's unit embedding that guesses the photo source through a gradient reversal layer
+    (Ganin et al. 2016): it learns to tell sources apart, and the backbone learns the opposite. Training only."""
+    import keras
+    import tensorflow as tf
+
+    class GradientReversal(keras.layers.Layer):
+        def call(self, x):
+            @tf.custom_gradient
+            def reverse(v):
+                return tf.identity(v), lambda dy: -strength * dy
+            return reverse(x)
+
+    unit = model.get_layer("unit").output
+    return keras.layers.Dense(n_sources, name="source_logits")(GradientReversal(name="gradient_reversal")(unit))
+
+
+def adversary_weights(y, sources) -> np.ndarray:
+    """Loss weights of the source guess: within each class, every source weighs the same; a class only one source
+    has weighs nothing (there the source is the class, and hiding it would hide the class)."""
+    w = np.zeros(len(y))
+    for k in np.unique(y):
+        in_k = y == k
+        present = np.unique(sources[in_k])
+        if len(present) < 2:
+            continue
+        for s in present:
+            m = in_k & (sources == s)
+            w[m] = 1.0 / (len(present) * m.sum())
+    return w * (w > 0).sum() / w.sum() if w.any() else w
 
 
 def main(argv=None):
@@ -130,11 +165,26 @@ def main(argv=None):
         block = int(name[5:].split("_")[0]) if name.startswith("block") else None
         top = (block is not None and block >= args.unfreeze_from) or name.startswith("head_")
         layer.trainable = top and not isinstance(layer, keras.layers.BatchNormalization)
-    train_model = keras.Model(model.input, model.output[0])
-    train_model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=keras.losses.CategoricalCrossentropy(
-        from_logits=True, label_smoothing=args.label_smoothing))
+    train_model = keras.Model(model.input, model.output[0])  # predicts; with an adversary, fit_model trains
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=args.label_smoothing)
     one_hot = np.eye(len(HEAD_LABELS), dtype=np.float32)
     weights = crossval.sample_weights(y[idx_train], sources[idx_train], args.weighting)
+    if args.source_adversary:
+        source_names = sorted(set(sources[idx_train]))
+        source_idx = np.array([source_names.index(s) for s in sources[idx_train]])
+        adv_weights = adversary_weights(y[idx_train], sources[idx_train])
+        fit_model = keras.Model(model.input, [model.output[0], source_adversary(model, args.source_adversary, len(source_names))])
+        fit_model.compile(optimizer=keras.optimizers.Adam(1e-4),
+                          loss=[loss, keras.losses.SparseCategoricalCrossentropy(from_logits=True)])
+
+        def fit_batch(xb, pick):
+            return fit_model.train_on_batch(xb, [one_hot[y[idx_train[pick]]], source_idx[pick]],
+                                            sample_weight=[weights[pick], adv_weights[pick]])[1]  # the class loss
+    else:
+        train_model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss)
+
+        def fit_batch(xb, pick):
+            return train_model.train_on_batch(xb, one_hot[y[idx_train[pick]]], sample_weight=weights[pick])
     cc = args.colour_constancy
     x_val = np.stack([to_model_input(images[i], size, colour_constancy=cc) for i in idx_val])
     y_val = y[idx_val]
@@ -150,7 +200,7 @@ def main(argv=None):
             pick = order[s : s + args.batch]
             xb = np.stack([to_model_input(training_view(images[idx_train[j]], y[idx_train[j]], args.other_patches, args.muted_redness, rng),
                                           size, colour_constancy=cc) for j in pick])
-            losses.append(train_model.train_on_batch(xb, one_hot[y[idx_train[pick]]], sample_weight=weights[pick]))
+            losses.append(fit_batch(xb, pick))
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
         logits = train_model.predict(x_val, batch_size=args.batch, verbose=0)
         val_loss = float(-np.mean(np.log(softmax(logits)[np.arange(len(y_val)), y_val] + 1e-12)))
@@ -211,7 +261,7 @@ def main(argv=None):
         "backbone": f"EfficientNet-{args.backbone.title()} (ImageNet), blocks {args.unfreeze_from}-{len(backbone.block_specs(args.backbone)) - 1} fine-tuned",
         "input_size": size, "colour_constancy": cc, "other_patches": args.other_patches,
         "muted_redness": args.muted_redness, "mixstyle_after": args.mixstyle_after, "average_from_epoch": args.average_from,
-        "label_smoothing": args.label_smoothing,
+        "label_smoothing": args.label_smoothing, "source_adversary": args.source_adversary,
         "weighting": args.weighting, "holdout_source": args.holdout_source,
         "train_photos": int(train.sum()), "val_photos": int(val.sum()), "history": history,
         "train_photos_by_source": {s: int(((sources == s) & train).sum()) for s in crossval.FOLDS},
