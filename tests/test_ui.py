@@ -161,6 +161,8 @@ def test_about_page_shows_accuracy(ui_env):
     assert len(unseen) == len(summary["unseen_sources"]["folds"])
     first = summary["unseen_sources"]["table"][summary["unseen_sources"]["folds"][0]]["in_scope"]
     assert unseen["Right answer"][0] == f"{first['right_answer'] * 100:.1f}%"
+    assert unseen["...and right"][0] == f"{first['named']['right'] * 100:.1f}%"  # how sure it sounds vs how often right
+    assert unseen["When a condition is named: shown"][0] == f"{first['named']['mean_probability'] * 100:.1f}%"
     per_class = next(d.value for d in about.dataframe if "Recall" in d.value.columns)
     assert list(per_class["Condition"]) == [knowledge.card(c)["name"] for c in summary["test"]["per_class"]]
 

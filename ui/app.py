@@ -335,13 +335,17 @@ def render_model(summary: dict, figures: dict[str, bytes] | None = None, names: 
     if unseen.get("folds"):
         st.subheader("On photos from a source it never saw")
         st.write("Each row: the model trained without that photo collection, then asked about its photos. This is the "
-                 "best guess of how skinscan does on your own photos.")
+                 "best guess of how skinscan does on your own photos. \"When a condition is named\": the percentage shown "
+                 "beside it on average, and how often it was the right one.")
         rows = []
         for source in unseen["folds"]:
             r = unseen["table"].get(source) or {}
             ins, other, healthy = r.get("in_scope") or {}, r.get("other") or {}, r.get("healthy") or {}
+            named = ins.get("named") or {}
             rows.append({"Photos from": SOURCE_NAMES.get(source, source), "Right answer": pct(ins.get("right_answer"), 1),
                          "Called unknown": pct(ins.get("called_unknown"), 1),
+                         "When a condition is named: shown": pct(named.get("mean_probability"), 1) if named else "-",
+                         "...and right": pct(named.get("right"), 1) if named else "-",
                          "Other conditions given a disease": pct(other.get("given_a_disease"), 1) if other else "-",
                          "Healthy skin given a disease": pct(healthy.get("given_a_disease"), 1) if healthy else "-",
                          "Photos": ins.get("n")})
