@@ -146,6 +146,7 @@ def test_calibration_transfer_fits_on_the_other_sources_only():
     same = calibration_transfer({"a": source(1500, 2.0), "b": source(1500, 2.0), "c": source(1500, 2.0)})
     for fit in ("", "source_mean_"):  # pooled likelihood, and the source-mean ECE of training.calibrate
         assert all(1.7 < v[f"{fit}temperature_of_the_others"] < 2.3 and v[f"ece_{fit}temperature"] < 0.07 for v in same.values())
+    assert all(v["ece_per_photo_temperature"] < 0.07 for v in same.values())  # the shipped calibration too
     odd = calibration_transfer({"a": source(1500, 2.0), "b": source(1500, 2.0), "c": source(1500, 0.4)})
     assert odd["c"]["ece_temperature"] > 0.2 > 0.07 > same["c"]["ece_temperature"]
     assert odd["c"]["ece_source_mean_temperature"] > 0.2 and 1.7 < odd["a"]["source_mean_temperature_of_the_others"] < 2.3

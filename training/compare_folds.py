@@ -7,8 +7,9 @@ held-out source that a fold-model directory has (DermNet, SD-198, toenail crawl;
 group, never a test-split photo): top-1 of the 8, the temperature that source alone would fit, top-label ECE at
 the shipped temperature, and per unknown score (1 - the mass of the N likeliest diseases, N = 1, 2) the AUROC
 between photos of the 8 and out-of-scope photos and the right answer where 20% / 25% of them get a disease.
-Per variant with all three sources, ``calibration_transfer``: the ECE on each source of a temperature and of an
-isotonic map of the top-1 confidence fitted on the other two (does a calibrator carry over to a new source?).
+Per variant with all three sources, ``calibration_transfer``: the ECE on each source of a temperature, an isotonic
+map of the top-1 confidence and the shipped per-photo temperature fitted on the other two (does a calibrator carry
+over to a new source?).
 These are the figures quoted in ``experiments.json`` (recipes, seeds, backbones, temperature).
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sklearn.isotonic import IsotonicRegression
 
 from skinscan import config
 from skinscan.classifier import ModelFiles, softmax
-from skinscan.unknown_gate import unknown_scores
+from skinscan.unknown_gate import disease_probabilities, unknown_scores
 from training import crossval, metrics
 from training.calibrate import heldout_logits
 
@@ -46,12 +47,16 @@ def fold_figures(logits, y, in_scope, temperature) -> dict:
 
 
 def calibration_transfer(by_source: dict) -> dict:
-    """{source: (logits, y) of its photos of the 8} -> per source, ECE of calibrators fitted on the other sources."""
+    """{source: (head logits, y) of its photos of the 8} -> per source, ECE of calibrators fitted on the other sources
+    (the shipped kind last: one temperature for the unknown score, the differential's per photo)."""
     out = {}
-    for source, (logits, y) in by_source.items():
-        fit_logits = np.concatenate([v[0] for k, v in by_source.items() if k != source])
-        fit_y = np.concatenate([v[1] for k, v in by_source.items() if k != source])
-        t_shipped = metrics.fit_temperature_per_source([v for k, v in by_source.items() if k != source])
+    for source, (head_logits, y) in by_source.items():
+        logits = head_logits[:, :N]
+        others = [(v[0][:, :N], v[1]) for k, v in by_source.items() if k != source]
+        fit_logits, fit_y = np.concatenate([v[0] for v in others]), np.concatenate([v[1] for v in others])
+        t_shipped = metrics.fit_temperature_per_source(others)
+        by_unknown = metrics.fit_temperature_by_unknown([(v[0][:, :N], v[1], unknown_scores(v[0], t_shipped, N, 2))  # top-2, as shipped
+                                                         for k, v in by_source.items() if k != source])
         t = metrics.fit_temperature(fit_logits, fit_y)  # pooled likelihood
         fit_p = softmax(fit_logits, t)
         iso = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip")
@@ -64,7 +69,9 @@ def calibration_transfer(by_source: dict) -> dict:
         out[source] = {"temperature_of_the_others": t, "ece_temperature": metrics.expected_calibration_error(p, y),
                        "ece_isotonic": metrics.expected_calibration_error(p_iso, y),
                        "source_mean_temperature_of_the_others": t_shipped,  # as training.calibrate fits it
-                       "ece_source_mean_temperature": metrics.expected_calibration_error(softmax(logits, t_shipped), y)}
+                       "ece_source_mean_temperature": metrics.expected_calibration_error(softmax(logits, t_shipped), y),
+                       "ece_per_photo_temperature": metrics.expected_calibration_error(
+                           disease_probabilities(head_logits, t_shipped, N, 2, by_unknown), y)}
     return out
 
 
@@ -88,7 +95,7 @@ def main(argv=None):
             in_scope = feats["kinds"][held] == "disease"
             r = fold_figures(logits, y[held], in_scope, temperature)
             results.setdefault(source, {})[variant] = r
-            in_scope_logits.setdefault(variant, {})[source] = (logits[in_scope, :N], y[held][in_scope])
+            in_scope_logits.setdefault(variant, {})[source] = (logits[in_scope], y[held][in_scope])
             scores = "  ".join(f"top-{k[-1]}: AUROC {v['auroc']:.3f} right@20% {v['right@0.20']:.2f} right@25% {v['right@0.25']:.2f}"
                                for k, v in r.items() if k.startswith("unknown_top"))
             print(f"{source:8s} {variant:28s} top-1 {r['top1']:.3f}  T alone {r['temperature_alone']:.2f}  "
@@ -98,7 +105,8 @@ def main(argv=None):
             results.setdefault("calibration_transfer", {})[variant] = transfer = calibration_transfer(by_source)
             print(f"{variant}: fitted on the other two sources, ECE " + "  ".join(
                 f"{k} T {v['temperature_of_the_others']:.2f} -> {v['ece_temperature']:.3f}, isotonic {v['ece_isotonic']:.3f}, "
-                f"source-mean T {v['source_mean_temperature_of_the_others']:.2f} -> {v['ece_source_mean_temperature']:.3f}"
+                f"source-mean T {v['source_mean_temperature_of_the_others']:.2f} -> {v['ece_source_mean_temperature']:.3f}, "
+                f"per photo {v['ece_per_photo_temperature']:.3f}"
                 for k, v in transfer.items()))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
