@@ -279,9 +279,9 @@ def fit_by_unknown_loso(feats, folds, temperature, top, sources=FOLDS) -> dict:
 def nested_ece(feats, folds, top, sources=FOLDS, report_only=()) -> dict:
     """ECE on each held-out source of the calibration fitted on the *other* held-out sources only (as
     ``training.calibrate`` fits it: the per-photo temperature on ``report_only`` folds too), one temperature and per
-    photo. What to expect on a source none of the fit saw (the table's ECE is in-sample)."""
+    photo. What to expect on a source none of the fit saw (the table's ECE is in-sample); none with one source."""
     out = {}
-    for s in sources:
+    for s in sources if len(sources) > 1 else ():
         rest = [o for o in sources if o != s]
         t = fit_temperature_loso(feats, folds, rest)
         by_unknown = fit_by_unknown_loso(feats, folds, t, top, [*rest, *report_only])

@@ -267,8 +267,9 @@ def readme_figures(model_dir: Path) -> str:
              f"a photo is \"unknown\" when the {top} likeliest infections together get less than "
              f"{1 - cv['unknown_threshold']:.0%} of the 9-way probability"
              + (f"; the differential's temperature rises with that score, {cv['by_unknown']['t0']:.2f} x "
-                f"exp({cv['by_unknown']['slope']:.1f} x score) (ECE of a calibration fitted on the other folds, scored on each held-out source: "
-                f"{nested_means(cv)})" if cv.get("by_unknown") else "") + ".")
+                f"exp({cv['by_unknown']['slope']:.1f} x score)" if cv.get("by_unknown") else "")
+             + (f" (ECE of a calibration fitted on the other folds, scored on each held-out source: {nested_means(cv)})"
+                if cv.get("nested_ece") else "") + ".")
     return "\n".join([README_START, table(HEADER, rows), "", gates, README_END])
 
 
