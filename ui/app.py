@@ -359,7 +359,9 @@ def render_model(summary: dict, figures: dict[str, bytes] | None = None, names: 
     cols[2].metric("ECE before scaling", num(test.get("ece_before_scaling")))
     cols[3].metric("ECE after scaling", num(test.get("ece_after_scaling")))
     st.caption(f"Measured on {test.get('n', '?')} held-out test photos. ECE (expected calibration error) is the gap "
-               "between the stated probability and how often it was right; lower is better.")
+               "between the stated probability and how often it was right; lower is better. The scaling is fitted for "
+               "photo collections the model never saw (the table above), not for these test photos from collections it "
+               "knows, so here it can read higher than before scaling.")
 
     split = test.get("split") or {}
     if split:
