@@ -197,6 +197,8 @@ def render(model_dir: Path) -> str:
                                       *([["ECE at the one leave-one-source-out T", f"{m['ece_one_temperature']:.3f}"]]
                                         if "ece_one_temperature" in m else []),
                                       ["ECE as shipped (the differential)", f"{m['ece_after_scaling']:.3f}"]]), "",
+          "The calibration is fitted for sources the model never saw (above), where it is over- or under-confident; "
+          "on these photos from sources it knows the unscaled scores can be the better calibrated.", "",
           table(["class", "precision", "recall", "F1", "support"],
                 [[c, f"{v['precision']:.2f}", f"{v['recall']:.2f}", f"{v['f1']:.2f}", v["support"]]
                  for c, v in m["per_class"].items()]), "",
