@@ -143,8 +143,8 @@ def main(argv=None):
                                               by_unknown)
     dis = kinds[test] == "disease"
     y_dis, lo_dis = y[test][dis], lo[dis][:, :N]
-    m = metrics.classification_metrics(y_dis, crossval.disease_probabilities(lo[dis], temperature, top, by_unknown),
-                                       config.CLASS_IDS)
+    shipped_probs = crossval.disease_probabilities(lo[dis], temperature, top, by_unknown)  # the differential as served
+    m = metrics.classification_metrics(y_dis, shipped_probs, config.CLASS_IDS)
     m["ece_before_scaling"] = metrics.expected_calibration_error(softmax(lo_dis), y_dis)
     m["ece_one_temperature"] = metrics.expected_calibration_error(softmax(lo_dis, temperature), y_dis)
     m["ece_after_scaling"] = m["ece"]
@@ -182,7 +182,7 @@ def main(argv=None):
     metrics.plot_confusion(m["confusion_matrix"]["matrix"], config.CLASS_IDS, model_dir / "confusion_matrix.png",
                            "Grouped test split, 8 infections")
     metrics.plot_reliability({"T=1": (softmax(lo_dis), y_dis), f"T={temperature:.2f}": (softmax(lo_dis, temperature), y_dis),
-                              "per-photo T": (crossval.disease_probabilities(lo[dis], temperature, top, by_unknown), y_dis)},
+                              "per-photo T": (shipped_probs, y_dis)},
                              model_dir / "reliability.png")
     m.update({"model": {"name": config.MODEL_NAME, "version": json.loads((model_dir / "labels.json").read_text())["version"],
                         "backbone": training["backbone"], "input_size": training["input_size"], "temperature": temperature,

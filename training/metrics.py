@@ -63,9 +63,7 @@ def fit_temperature_by_unknown(by_source: list[tuple[np.ndarray, np.ndarray, np.
     def mean_ece(slope):  # per t0 of the grid, at once
         out = np.zeros(len(TEMPERATURE_GRID))
         for lo, y, u in by_source:
-            z = lo[None] / (TEMPERATURE_GRID[:, None] * np.exp(slope * u)[None, :])[..., None]  # grid x photos x 8
-            p = np.exp(z - z.max(axis=-1, keepdims=True))
-            p /= p.sum(axis=-1, keepdims=True)
+            p = softmax(lo[None], (TEMPERATURE_GRID[:, None] * np.exp(slope * u)[None, :])[..., None])  # grid x photos x 8
             conf, correct = p.max(axis=-1), p.argmax(axis=-1) == y
             out += np.mean([calibration_errors(conf, correct, b) for b in ECE_BINS], axis=0)
         return out / len(by_source)

@@ -307,19 +307,17 @@ def calibration_text(cv: dict) -> str:
     bu, nested = cv.get("by_unknown"), cv.get("nested_ece")
     if bu:
         text += (f" The differential's probabilities use a temperature per photo, {bu['t0']:.2f} x exp({bu['slope']:.1f} x "
-                 "unknown score), fitted the same way on every fold's photos of the infections it could name (the "
-                 "Kaggle fold's too, for six of the 8: a fourth source makes it carry over better): the less a photo looks "
+                 "unknown score), fitted the same way on every fold's photos of the infections it could name (a "
+                 "report-only fold's too: one more source makes it carry over better): the less a photo looks "
                  "like one of the 8, the flatter its differential (one temperature leaves unfamiliar sources "
                  "over-confident and familiar ones under-confident).")
     text += " The ECE column above is measured on the photos the calibration was fitted on"
-    if nested:
-        rows = ", ".join(f"{SOURCE_NAMES.get(k, k)} {v['one_temperature']:.2f} -> {v['per_photo_temperature']:.2f}"
-                         for k, v in nested.items())
-        text += (f"; fitted on the other held-out sources only, each source's ECE is {rows} (one temperature -> per "
-                 f"photo; {nested_means(cv)}): expect that on a source nobody here has.")
-    else:
-        text += "; fitted on two held-out sources and tested on the third it does worse: expect that on a new source."
-    return text
+    if not nested:
+        return text + "."
+    rows = ", ".join(f"{SOURCE_NAMES.get(k, k)} {v['one_temperature']:.2f} -> {v['per_photo_temperature']:.2f}"
+                     for k, v in nested.items())
+    return text + (f"; fitted on the other held-out sources only, each source's ECE is {rows} (one temperature -> per "
+                   f"photo; {nested_means(cv)}): expect that on a source nobody here has.")
 
 
 def main(argv=None):
