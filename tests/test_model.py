@@ -112,6 +112,10 @@ def test_training_smoke_round_trip(tmp_path, data_root):
     assert not [layer.name for layer in model.layers if "mixstyle" in layer.name]  # training-only: not exported
     seen = {d: json.loads((d / "training.json").read_text())["train_photos_by_source"] for d in (folds / "dermnet", out)}
     assert seen[folds / "dermnet"]["dermnet"] == 0 < seen[out]["dermnet"] and seen[out]["kaggle"] > 0
+    split = json.loads((out / "split.json").read_text())
+    fit_splits = ("train", "val") if config.TRAIN_ON_VALIDATION else ("train",)  # the test split never
+    n_fit = sum(f["split"] in fit_splits for part in ("files", "other_files") for f in split[part].values())
+    assert json.loads((out / "training.json").read_text())["train_photos"] == n_fit
     if config.AVERAGE_FROM_EPOCH:  # a 1-epoch run keeps that epoch's weights, not the untrained start
         assert json.loads((out / "training.json").read_text())["history"][-1]["averaged_epochs"] == 1
     shutil.copy(config.MODEL_DIR / "quality.json", out / "quality.json")
@@ -122,6 +126,7 @@ def test_training_smoke_round_trip(tmp_path, data_root):
     assert json.loads((out / "labels.json").read_text())["labels"] == config.CLASS_IDS + [config.OTHER_LABEL]
     cv = json.loads((out / "crossval.json").read_text())
     assert cv["folds"] == ["dermnet"] and "dermnet" in cv["table"] and cv["temperature"] > 0
+    assert cv["validation_in_rule"] is not config.TRAIN_ON_VALIDATION  # a split the model was fitted on chooses nothing
     assert "never seen (leave-one-source-out)" in (out / "MODEL_CARD.md").read_text()
     x = np.stack([to_model_input(skimage.data.coffee()), to_model_input(skimage.data.chelsea())])
     logits_before, emb_before = (np.asarray(a) for a in model.predict(x, verbose=0))

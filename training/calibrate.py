@@ -8,7 +8,8 @@
    the photos of the source it never saw (one per near-duplicate group, never a test-split photo);
 3. the temperature: the lowest ECE averaged over the held-out sources (the 8-way probabilities of their photos of the 8);
    the unknown score (1 - the mass of the N likeliest diseases, N in ``config.UNKNOWN_TOP_CHOICES``) and its threshold
-   give the most right answers over the held-out sources and the model's own validation split while no held-out source
+   give the most right answers over the held-out sources (and the model's own validation split, unless it was trained on
+   it: ``training.train --train-on-val``) while no held-out source
    has more than ``config.UNKNOWN_MAX_OUT_OF_SCOPE`` of its other-condition or healthy photos given a disease; then the
    differential's per-photo temperature, t0 * exp(slope * unknown score), the same way on every fold's photos of the
    infections it could name (and each source scored by a fit on the others only, ``nested_ece``);
@@ -109,9 +110,12 @@ def main(argv=None):
     # the whole pipeline decision: a fold photo the skin gate rejects is neither right nor given a disease
     loso["skin"] = shipped_skin | (loso["fold"] == "")  # fold photos are train+val photos of their source
     temperature = crossval.fit_temperature_loso(feats, loso, fitted)
-    val = crossval.one_per_group(groups, masks["val"] & (y >= 0))
-    seen = {"logits": np.zeros_like(loso["logits"]), "skin": np.ones(len(y), bool), "fold": np.where(val, "seen", "")}
-    seen["logits"][val], seen["skin"][val] = shipped_logits[val], shipped_skin[val]
+    training = json.loads((model_dir / "training.json").read_text())
+    seen = None  # a model fitted on the validation split too has no unseen photos of the seen sources to choose on
+    if not training.get("train_on_val"):
+        val = crossval.one_per_group(groups, masks["val"] & (y >= 0))
+        seen = {"logits": np.zeros_like(loso["logits"]), "skin": np.ones(len(y), bool), "fold": np.where(val, "seen", "")}
+        seen["logits"][val], seen["skin"][val] = shipped_logits[val], shipped_skin[val]
     rule = crossval.choose_unknown_rule(feats, loso, temperature, fitted, seen)
     threshold, top = rule["threshold"], rule["top_diseases"]
     # the differential's temperature: every fold's photos of the infections it could name (a fourth source helps it carry
@@ -154,7 +158,6 @@ def main(argv=None):
     print(f"  leave-one-source-out: {json.dumps(table['summary'])}")
 
     print("[4/4] write")
-    training = json.loads((model_dir / "training.json").read_text())
     (model_dir / "calibration.json").write_text(json.dumps({
         "temperature": temperature, "by_unknown": by_unknown,
         "fitted_on": f"lowest ECE averaged over the held-out sources, photos of the 8: temperature (the unknown score's) "
@@ -197,6 +200,7 @@ def main(argv=None):
                                                          "temperature": temperature, "by_unknown": by_unknown,
                                                          "nested_ece": nested,
                                                          "unknown_threshold": threshold, "unknown_top_diseases": top,
+                                                         "validation_in_rule": seen is not None,
                                                          "unknown_rules_tried": rule["tried"], "table": table,
                                                          "out_of_scope_by_condition": crossval.out_of_scope_by_condition(
                                                              feats, loso, temperature, threshold, fitted, top),

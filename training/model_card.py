@@ -54,7 +54,8 @@ def mixstyle_text(training: dict) -> str:
 def epochs_text(training: dict) -> str:
     n = sum(1 for h in training["history"] if "epoch" in h)
     if training.get("average_from_epoch"):
-        return f"{n} epochs, the average of the weights at the end of epochs {training['average_from_epoch']}-{n} kept"
+        fit_on = ", fitted on the train and validation splits (nothing is picked on validation)" if training.get("train_on_val") else ""
+        return f"{n} epochs, the average of the weights at the end of epochs {training['average_from_epoch']}-{n} kept{fit_on}"
     return f"up to {n} epochs, the epoch with the best validation top-1 of the 8 kept"
 
 
@@ -89,7 +90,8 @@ def curve_section(cv: dict) -> list[str]:
             + [cell(r[n]) for n in names] for r in rows]
     return ["## What the unknown threshold trades",
             "Right answer and the share of other conditions / healthy photos given a disease at each threshold (higher = "
-            "fewer photos called unknown), on the held-out sources and the shipped model's validation split:", "",
+            "fewer photos called unknown), on the held-out sources" + (" and the shipped model's validation split" if "seen" in names else "")
+            + ":", "",
             table(header, body), ""]
 
 
@@ -176,7 +178,8 @@ def render(model_dir: Path) -> str:
           + mixstyle_text(m["training"]) + ".",
           f"- **Calibration**: {calibration_text(cv)}",
           f"- **Unknown**: {unknown_rule_text(cv)} >= {cv['unknown_threshold']:.2f}: the score and threshold with the most "
-          "right answers (mean over the held-out sources and the validation split) among those that give a disease to at "
+          "right answers (mean over the held-out sources" + (" and the validation split" if cv.get("validation_in_rule", True) else "")
+          + ") among those that give a disease to at "
           f"most {config.UNKNOWN_MAX_OUT_OF_SCOPE:.0%} of the other-condition and of the healthy photos of every held-out "
           "source (the product's floor is 35% on average; the margin is for sources nobody here has). "
           f"{unknown_tried_text(cv)} What other thresholds would trade is in the table below.",

@@ -48,6 +48,9 @@ def parse_args(argv=None):
     ap.add_argument("--weighting", default=config.HEAD_WEIGHTING, choices=["class", "source", "source_sqrt"])
     ap.add_argument("--epochs", type=int, default=config.EPOCHS)
     ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--train-on-val", action=argparse.BooleanOptionalAction, default=config.TRAIN_ON_VALIDATION,
+                    help="fit on the validation split too (the recipe picks nothing on it: weights are averaged over "
+                         "the last epochs); its per-epoch figures are then a fit check, not a measurement")
     ap.add_argument("--average-from", type=int, default=config.AVERAGE_FROM_EPOCH,
                     help="keep the average of the weights at the end of this epoch and every later one (all epochs run); "
                          "0: keep the epoch with the best validation top-1 of the 8")
@@ -130,6 +133,8 @@ def adversary_weights(y, sources) -> np.ndarray:
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.train_on_val and not args.average_from:
+        raise SystemExit("keeping the best validation epoch needs a validation split outside training: add --no-train-on-val")
     import keras
 
     t0 = time.time()
@@ -142,8 +147,10 @@ def main(argv=None):
     masks = crossval.grouped_masks(feats, args.seed)
     y, sources = feats["y"], feats["sources"]
     keep = (y >= 0) & (sources != args.holdout_source)
-    train, val = masks["train"] & keep, crossval.one_per_group(feats["groups"], masks["val"] & keep)
-    print(f"  train {train.sum()} photos, validation {val.sum()} (one per near-duplicate group)")
+    fit_on = masks["train"] | masks["val"] if args.train_on_val else masks["train"]
+    train, val = fit_on & keep, crossval.one_per_group(feats["groups"], masks["val"] & keep)
+    print(f"  train {train.sum()} photos, validation {val.sum()} (one per near-duplicate group"
+          f"{', in training: a fit check' if args.train_on_val else ''})")
 
     print("[2/4] phase 1: head on cached frozen embeddings")
     views = [k for k in feats if k in ("clean", "flip") or k.startswith("aug")]
@@ -262,7 +269,7 @@ def main(argv=None):
         "input_size": size, "colour_constancy": cc, "other_patches": args.other_patches,
         "muted_redness": args.muted_redness, "mixstyle_after": args.mixstyle_after, "average_from_epoch": args.average_from,
         "label_smoothing": args.label_smoothing, "source_adversary": args.source_adversary,
-        "weighting": args.weighting, "holdout_source": args.holdout_source,
+        "weighting": args.weighting, "holdout_source": args.holdout_source, "train_on_val": args.train_on_val,
         "train_photos": int(train.sum()), "val_photos": int(val.sum()), "history": history,
         "train_photos_by_source": {s: int(((sources == s) & train).sum()) for s in crossval.FOLDS},
         "train_minutes": (time.time() - t0) / 60}, indent=2))
