@@ -98,6 +98,7 @@ AVERAGE_FROM_EPOCH = 9  # training.train: 0 keeps the best validation epoch; N a
 # training.train fits on train + validation (the test split stays out): nothing is picked on validation since the
 # weights are averaged over the last epochs, and 15% more photos of every source is what moves new sources most
 TRAIN_ON_VALIDATION = True
+MIXUP = 0.0  # training.train: Beta(a, a) share of mixup between the photos of a batch (0: off)
 SOURCE_ADVERSARY = 0.0  # training.train: strength of the gradient-reversed source guess within each class (0: off)
 LABEL_SMOOTHING = 0.0  # training.train: share of each target spread over the 9 classes in fine-tuning
 HEAD_C = 1.0  # inverse L2 strength of the logistic head (phase 1 and training.crossval)

@@ -108,7 +108,7 @@ def test_training_smoke_round_trip(tmp_path, data_root):
     fold = train.main(["--features", str(feats), "--epochs", "1", "--holdout-source", "dermnet", "--out", str(folds / "dermnet"),
                        "--source-adversary", "0.3"])
     assert not [layer.name for layer in fold.layers if "source" in layer.name or "reversal" in layer.name]  # training-only
-    model = train.main(["--features", str(feats), "--epochs", "1", "--out", str(out), "--mixstyle-after", "2", "4", "7"])
+    model = train.main(["--features", str(feats), "--epochs", "1", "--out", str(out), "--mixstyle-after", "2", "4", "7", "--mixup", "0.2"])
     assert not [layer.name for layer in model.layers if "mixstyle" in layer.name]  # training-only: not exported
     seen = {d: json.loads((d / "training.json").read_text())["train_photos_by_source"] for d in (folds / "dermnet", out)}
     assert seen[folds / "dermnet"]["dermnet"] == 0 < seen[out]["dermnet"] and seen[out]["kaggle"] > 0

@@ -66,6 +66,9 @@ def parse_args(argv=None):
                     help="shades-of-grey colour constancy in the model's preprocessing (recorded in labels.json)")
     ap.add_argument("--mixstyle-after", type=int, nargs="*", default=list(config.MIXSTYLE_AFTER),
                     help="MixStyle (feature-statistics mixing, training only) after these backbone blocks; none: off")
+    ap.add_argument("--mixup", type=float, default=config.MIXUP,
+                    help="mixup (Zhang et al. 2018): each batch blended with itself in another order, images, targets and "
+                         "loss weights alike, by a Beta(a, a) share; a = this value, 0: off")
     ap.add_argument("--source-adversary", type=float, default=config.SOURCE_ADVERSARY,
                     help="strength of a gradient-reversed head that guesses each photo's source within its class "
                          "(domain-adversarial training, training only); 0: off")
@@ -135,6 +138,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.train_on_val and not args.average_from:
         raise SystemExit("keeping the best validation epoch needs a validation split outside training: add --no-train-on-val")
+    if args.mixup and args.source_adversary:
+        raise SystemExit("--mixup and --source-adversary do not combine (the source guess needs one source per photo)")
     import keras
 
     t0 = time.time()
@@ -191,7 +196,11 @@ def main(argv=None):
         train_model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss)
 
         def fit_batch(xb, pick):
-            return train_model.train_on_batch(xb, one_hot[y[idx_train[pick]]], sample_weight=weights[pick])
+            targets, sw = one_hot[y[idx_train[pick]]], weights[pick]
+            if args.mixup:  # photos of different sources and classes blended: no single look or source decides
+                lam, other = rng.beta(args.mixup, args.mixup), rng.permutation(len(pick))
+                xb, targets, sw = (lam * v + (1 - lam) * v[other] for v in (xb, targets, sw))
+            return train_model.train_on_batch(xb, targets, sample_weight=sw)
     cc = args.colour_constancy
     x_val = np.stack([to_model_input(images[i], size, colour_constancy=cc) for i in idx_val])
     y_val = y[idx_val]
@@ -268,7 +277,7 @@ def main(argv=None):
         "backbone": f"EfficientNet-{args.backbone.title()} (ImageNet), blocks {args.unfreeze_from}-{len(backbone.block_specs(args.backbone)) - 1} fine-tuned",
         "input_size": size, "colour_constancy": cc, "other_patches": args.other_patches,
         "muted_redness": args.muted_redness, "mixstyle_after": args.mixstyle_after, "average_from_epoch": args.average_from,
-        "label_smoothing": args.label_smoothing, "source_adversary": args.source_adversary,
+        "label_smoothing": args.label_smoothing, "source_adversary": args.source_adversary, "mixup": args.mixup,
         "weighting": args.weighting, "holdout_source": args.holdout_source, "train_on_val": args.train_on_val,
         "train_photos": int(train.sum()), "val_photos": int(val.sum()), "history": history,
         "train_photos_by_source": {s: int(((sources == s) & train).sum()) for s in crossval.FOLDS},
