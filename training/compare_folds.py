@@ -9,7 +9,7 @@ the shipped temperature, and per unknown score (1 - the mass of the N likeliest 
 between photos of the 8 and out-of-scope photos and the right answer where 20% / 25% of them get a disease.
 Per variant with all three sources, ``calibration_transfer``: the ECE on each source of a temperature, an isotonic
 map of the top-1 confidence and the shipped per-photo temperature fitted on the other two (does a calibrator carry
-over to a new source?).
+over to a new source? The per-photo fit takes the variant's Kaggle fold too where it has one, as shipped).
 These are the figures quoted in ``experiments.json`` (recipes, seeds, backbones, temperature).
 """
 from __future__ import annotations
@@ -46,9 +46,10 @@ def fold_figures(logits, y, in_scope, temperature) -> dict:
     return out
 
 
-def calibration_transfer(by_source: dict) -> dict:
+def calibration_transfer(by_source: dict, report_only: tuple = ()) -> dict:
     """{source: (head logits, y) of its photos of the 8} -> per source, ECE of calibrators fitted on the other sources
-    (the shipped kind last: one temperature for the unknown score, the differential's per photo)."""
+    (the shipped kind last: one temperature for the unknown score, the differential's per photo, whose fit also takes
+    ``report_only`` (head logits, y) pairs, as training.calibrate does with the Kaggle fold)."""
     out = {}
     for source, (head_logits, y) in by_source.items():
         logits = head_logits[:, :N]
@@ -56,7 +57,7 @@ def calibration_transfer(by_source: dict) -> dict:
         fit_logits, fit_y = np.concatenate([v[0] for v in others]), np.concatenate([v[1] for v in others])
         t_shipped = metrics.fit_temperature_per_source(others)
         by_unknown = metrics.fit_temperature_by_unknown([(v[0][:, :N], v[1], unknown_scores(v[0], t_shipped, N, 2))  # top-2, as shipped
-                                                         for k, v in by_source.items() if k != source])
+                                                         for v in [v for k, v in by_source.items() if k != source] + list(report_only)])
         t = metrics.fit_temperature(fit_logits, fit_y)  # pooled likelihood
         fit_p = softmax(fit_logits, t)
         iso = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip")
@@ -102,7 +103,13 @@ def main(argv=None):
                   f"ECE {r['ece']:.3f}  {scores}", flush=True)
     for variant, by_source in in_scope_logits.items():
         if len(by_source) == len(SOURCES):
-            results.setdefault("calibration_transfer", {})[variant] = transfer = calibration_transfer(by_source)
+            kaggle = Path(variant) / "kaggle"  # a report-only fold joins the per-photo fit on what it could name
+            extra = ()
+            if (kaggle / "model.keras").exists():
+                held = crossval.one_per_group(groups, (sources == "kaggle") & (y >= 0) & ~test)
+                keep = crossval.nameable(feats, "kaggle")[held] & (feats["kinds"][held] == "disease")
+                extra = ((heldout_logits(kaggle, feats["paths"][held])[keep], y[held][keep]),)
+            results.setdefault("calibration_transfer", {})[variant] = transfer = calibration_transfer(by_source, extra)
             print(f"{variant}: fitted on the other two sources, ECE " + "  ".join(
                 f"{k} T {v['temperature_of_the_others']:.2f} -> {v['ece_temperature']:.3f}, isotonic {v['ece_isotonic']:.3f}, "
                 f"source-mean T {v['source_mean_temperature_of_the_others']:.2f} -> {v['ece_source_mean_temperature']:.3f}, "
