@@ -100,7 +100,7 @@ def main(argv=None):
         fold_dir = Path(args.folds) / source
         if not (fold_dir / "model.keras").exists():
             continue
-        held = crossval.one_per_group(groups, (sources == source) & (y >= 0) & ~masks["test"])
+        held = crossval.heldout_photos(feats, source, masks["test"])
         loso["logits"][held] = heldout_logits(fold_dir, paths[held])
         loso["fold"][held] = source
         folds_run.append(source)

@@ -53,11 +53,12 @@ def calibration_transfer(by_source: dict, report_only: tuple = ()) -> dict:
     out = {}
     for source, (head_logits, y) in by_source.items():
         logits = head_logits[:, :N]
-        others = [(v[0][:, :N], v[1]) for k, v in by_source.items() if k != source]
+        others_head = [v for k, v in by_source.items() if k != source]
+        others = [(lo[:, :N], v_y) for lo, v_y in others_head]
         fit_logits, fit_y = np.concatenate([v[0] for v in others]), np.concatenate([v[1] for v in others])
         t_shipped = metrics.fit_temperature_per_source(others)
-        by_unknown = metrics.fit_temperature_by_unknown([(v[0][:, :N], v[1], unknown_scores(v[0], t_shipped, N, 2))  # top-2, as shipped
-                                                         for v in [v for k, v in by_source.items() if k != source] + list(report_only)])
+        by_unknown = metrics.fit_temperature_by_unknown([(lo[:, :N], v_y, unknown_scores(lo, t_shipped, N, 2))  # top-2, as shipped
+                                                         for lo, v_y in [*others_head, *report_only]])
         t = metrics.fit_temperature(fit_logits, fit_y)  # pooled likelihood
         fit_p = softmax(fit_logits, t)
         iso = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip")
@@ -83,11 +84,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     feats = crossval.load_features(config.BACKBONE)
     test = crossval.grouped_masks(feats)["test"]
-    y, groups, sources = feats["y"], feats["groups"], feats["sources"]
+    y = feats["y"]
     temperature = ModelFiles(config.MODEL_DIR).temperature
     results, in_scope_logits = {}, {}
     for source in SOURCES:
-        held = crossval.one_per_group(groups, (sources == source) & (y >= 0) & ~test)
+        held = crossval.heldout_photos(feats, source, test)
         for variant in args.variants:
             fold_dir = Path(variant) / source
             if not (fold_dir / "model.keras").exists():
@@ -106,7 +107,7 @@ def main(argv=None):
             kaggle = Path(variant) / "kaggle"  # a report-only fold joins the per-photo fit on what it could name
             extra = ()
             if (kaggle / "model.keras").exists():
-                held = crossval.one_per_group(groups, (sources == "kaggle") & (y >= 0) & ~test)
+                held = crossval.heldout_photos(feats, "kaggle", test)
                 keep = crossval.nameable(feats, "kaggle")[held] & (feats["kinds"][held] == "disease")
                 extra = ((heldout_logits(kaggle, feats["paths"][held])[keep], y[held][keep]),)
             results.setdefault("calibration_transfer", {})[variant] = transfer = calibration_transfer(by_source, extra)

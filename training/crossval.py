@@ -125,6 +125,12 @@ def one_per_group(groups, mask) -> np.ndarray:
     return keep
 
 
+def heldout_photos(feats, source, test) -> np.ndarray:
+    """The photos a fold model that never saw ``source`` is scored on: that source's skin photos, one per near-duplicate
+    group, never a test-split photo (``test``: mask). training.calibrate and compare_folds share them (heldout.npz)."""
+    return one_per_group(feats["groups"], (feats["sources"] == source) & (feats["y"] >= 0) & ~test)
+
+
 def fold_predictions(feats, train, test, weighting, c, nonskin_fit):
     """Fit head and skin gate on ``train`` (mask); logits and skin decisions for ``test`` (mask)."""
     y, sources = feats["y"], feats["sources"]
