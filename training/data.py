@@ -187,6 +187,44 @@ def darker_skin_tone(rgb: np.ndarray, rng: np.random.Generator, muted_redness: b
     return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
+def zoom_out(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The spot smaller in the frame, as a phone photo taken from further away: the photo at 50-95% of each side, at
+    a random place, on a surround continued from its own edges (reflected and blurred, so no second sharp lesion)
+    or on a flat colour of its border."""
+    h, w = rgb.shape[:2]
+    s = rng.uniform(0.5, 0.95)
+    ph, pw = int(h / s) - h, int(w / s) - w
+    top, left = int(rng.integers(0, ph + 1)), int(rng.integers(0, pw + 1))
+    pads = (top, ph - top, left, pw - left)
+    if rng.random() < 0.7:
+        canvas = cv2.GaussianBlur(cv2.copyMakeBorder(rgb, *pads, cv2.BORDER_REFLECT_101), (0, 0), max(h, w) / 40)
+        canvas = (canvas.astype(np.float32) * rng.uniform(0.6, 1.0)).astype(np.uint8)
+    else:
+        border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+        canvas = np.empty((h + ph, w + pw, 3), np.uint8)
+        canvas[:] = np.median(border, axis=0).astype(np.uint8)
+    canvas[top : top + h, left : left + w] = rgb
+    return canvas
+
+
+def under_exposed(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indoor light on a phone: under-exposed (gamma 1.2-2.0), sensor noise, then brightened by the camera."""
+    gain = rng.uniform(0.4, 0.8)
+    x = (rgb.astype(np.float32) / 255) ** rng.uniform(1.2, 2.0) * gain
+    x = x + rng.normal(0, rng.uniform(0.005, 0.03), x.shape)
+    return np.clip(x / np.sqrt(gain) * 255, 0, 255).astype(np.uint8)
+
+
+def camera_conditions(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What a user's own phone photo adds to the collections' close-ups (``training.train --camera``): framing from
+    further away and indoor exposure, each at random (bench.robustness measures the served model under both)."""
+    if rng.random() < 0.3:
+        rgb = zoom_out(rgb, rng)
+    if rng.random() < 0.2:
+        rgb = under_exposed(rgb, rng)
+    return rgb
+
+
 def photo_conditions(rgb: np.ndarray, rng: np.random.Generator, muted_redness: bool = False) -> np.ndarray:
     """What differs between photo collections, so the model cannot key on it: skin tone, colour cast, resolution,
     blur, JPEG quality and text/watermark overlays (each applied at random)."""

@@ -224,6 +224,7 @@ def render(model_dir: Path) -> str:
                               v.get("grouped_val", "n/a")] for k, v in e["variants"].items()]), ""]
             if "decision" in e:
                 s += [f"**Decision:** {e['decision']}", ""]
+    s += robustness_section(m["model"]["version"])
     if q:
         rep = q["report"]["report_half"]
         s += ["## Quality warnings",
@@ -236,6 +237,24 @@ def render(model_dir: Path) -> str:
           "`.venv/bin/python -m training.crossval` compares head settings on cached frozen embeddings (experiments above). `.venv/bin/python -m training.evaluate --data DIR "
           "--out FILE.json` evaluates any class-per-folder directory through the serving pipeline.", ""]
     return "\n".join(s)
+
+
+def robustness_section(version: str, path: Path = config.ROOT / "bench" / "results" / "robustness.json") -> list[str]:
+    """bench.robustness's figures, when they were measured on this model version."""
+    if not path.exists() or json.loads(path.read_text())["model"]["version"] != version:
+        return []
+    r = json.loads(path.read_text())
+    rows = [[name, c["what"], pct(c["all"]["in_scope"]["right_answer"]), pct(c["all"]["in_scope"]["top1"]),
+             pct(c["all"]["in_scope"]["called_unknown"]), pct(c["all"]["in_scope"]["rejected_not_skin"]),
+             c["lost_right_answers"], pct(c["all"]["other"]["given_a_disease"]), pct(c["all"]["healthy"]["given_a_disease"])]
+            for name, c in r["conditions"].items()]
+    return ["## Phone-camera conditions (the grouped test split re-rendered)",
+            f"`python -m bench.robustness`: the same test photos ({r['n']['disease']} of the 8, {r['n']['other']} other "
+            f"conditions, {r['n']['healthy']} healthy) rendered one condition at a time and uploaded through the whole served "
+            "pipeline. Renderings, not real photos: the darker-skin row darkens light-skinned photos and says little about "
+            "real darker skin.", "",
+            table(["condition", "what", "right answer", "top-1", "called unknown", "not skin", "right answers lost",
+                   "other given a disease", "healthy given a disease"], rows), ""]
 
 
 README_START = "<!-- figures: written by training.model_card from crossval.json, metrics.json and gates.json -->"

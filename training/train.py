@@ -72,14 +72,18 @@ def parse_args(argv=None):
     ap.add_argument("--source-adversary", type=float, default=config.SOURCE_ADVERSARY,
                     help="strength of a gradient-reversed head that guesses each photo's source within its class "
                          "(domain-adversarial training, training only); 0: off")
+    ap.add_argument("--camera", action=argparse.BooleanOptionalAction, default=config.CAMERA_CONDITIONS,
+                    help="phone-camera augmentation: the spot smaller in the frame, indoor exposure (training.data.camera_conditions)")
     return ap.parse_args(argv)
 
 
-def training_view(rgb, label: int, other_patches: float, muted_redness: bool, rng):
-    """One augmented training view: crop/flip/colour, photo conditions; for "other", sometimes a small patch first."""
+def training_view(rgb, label: int, other_patches: float, muted_redness: bool, rng, camera: bool = False):
+    """One augmented training view: crop/flip/colour, photo conditions (and phone-camera ones); for "other",
+    sometimes a small patch first."""
     if other_patches > 0 and label == len(config.CLASS_IDS) and rng.random() < other_patches:
         rgb = data.skin_patch(rgb, rng)
-    return data.photo_conditions(data.augment(rgb, rng), rng, muted_redness)
+    view = data.photo_conditions(data.augment(rgb, rng), rng, muted_redness)
+    return data.camera_conditions(view, rng) if camera else view
 
 
 def build_model(n_classes: int, head_weights, seed: int, variant: str = config.BACKBONE, mixstyle_after: tuple = ()):
@@ -214,7 +218,7 @@ def main(argv=None):
         bar = tqdm(range(0, len(order), args.batch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch")
         for s in bar:
             pick = order[s : s + args.batch]
-            xb = np.stack([to_model_input(training_view(images[idx_train[j]], y[idx_train[j]], args.other_patches, args.muted_redness, rng),
+            xb = np.stack([to_model_input(training_view(images[idx_train[j]], y[idx_train[j]], args.other_patches, args.muted_redness, rng, args.camera),
                                           size, colour_constancy=cc) for j in pick])
             losses.append(fit_batch(xb, pick))
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
@@ -278,6 +282,7 @@ def main(argv=None):
         "input_size": size, "colour_constancy": cc, "other_patches": args.other_patches,
         "muted_redness": args.muted_redness, "mixstyle_after": args.mixstyle_after, "average_from_epoch": args.average_from,
         "label_smoothing": args.label_smoothing, "source_adversary": args.source_adversary, "mixup": args.mixup,
+        "camera_conditions": args.camera,
         "weighting": args.weighting, "holdout_source": args.holdout_source, "train_on_val": args.train_on_val,
         "train_photos": int(train.sum()), "val_photos": int(val.sum()), "history": history,
         "train_photos_by_source": {s: int(((sources == s) & train).sum()) for s in crossval.FOLDS},

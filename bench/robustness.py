@@ -1,0 +1,173 @@
+"""How the served answer holds up when the same photo is taken worse: phone-camera conditions, as JSON.
+
+    .venv/bin/python -m bench.robustness [--out bench/results/robustness.json] [--model DIR]
+
+The hidden users' photos come from cameras and light that no source here has. This re-renders the shipped model's
+grouped test split (one photo per near-duplicate group, every source; chosen on nothing) under one condition at a
+time, encodes it as a JPEG upload and runs the whole served pipeline on it (decode, quality, skin gate, model,
+unknown gate: ``skinscan.pipeline.Pipeline.run_batch``, the LiteRT model the API serves). Per condition: for the
+photos of the 8, the right answer (verdict "disease" with the true infection), top-1, called unknown, refused by the
+quality check ("retake the photo": the right response to a ruined photo, but no answer), rejected as not skin;
+for other conditions and healthy skin, the share given a disease; and how many photos answered right as taken are
+no longer answered right. Each condition is seeded per photo: a rerun gives the same figures.
+
+The conditions are renderings, not real photos: "darker skin" in particular darkens and browns a light-skinned
+photo (``training.data.darker_skin_tone``); real darker skin shows disease differently, so treat that row as a lower
+bound on the harm, not an estimate of the accuracy on darker skin.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from skinscan import config
+from skinscan.decode import InputError
+from skinscan.pipeline import Pipeline
+from training import data
+
+
+def jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return buf.tobytes()
+
+
+def long_side(rgb: np.ndarray, side: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    s = side / max(h, w)
+    return cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+
+
+def dim(rgb: np.ndarray, rng) -> np.ndarray:
+    """Indoor light: under-exposed (gamma), then sensor noise and the camera's brightening."""
+    x = (rgb.astype(np.float32) / 255) ** 1.8 * 0.55
+    x = x + rng.normal(0, 0.02, x.shape)
+    return np.clip(x / 0.55 ** 0.5 * 255, 0, 255).astype(np.uint8)
+
+
+def cast(rgb: np.ndarray, gains) -> np.ndarray:
+    return np.clip(rgb.astype(np.float32) * np.array(gains, np.float32), 0, 255).astype(np.uint8)
+
+
+def wide_framing(rgb: np.ndarray, rng) -> np.ndarray:
+    """The lesion small in the frame: the photo at 45% of the side, on a blurred, darker copy of itself."""
+    h, w = rgb.shape[:2]
+    back = cv2.GaussianBlur(rgb, (0, 0), max(h, w) / 30).astype(np.float32) * 0.8
+    small = cv2.resize(rgb, (max(1, int(w * 0.45)), max(1, int(h * 0.45))), interpolation=cv2.INTER_AREA)
+    y0, x0 = int(rng.integers(0, h - small.shape[0] + 1)), int(rng.integers(0, w - small.shape[1] + 1))
+    back[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
+    return back.astype(np.uint8)
+
+
+def off_centre(rgb: np.ndarray, rng) -> np.ndarray:
+    """Half the photo's area, from a corner: part of the lesion out of frame."""
+    h, w = rgb.shape[:2]
+    ch, cw = int(h * 0.7), int(w * 0.7)
+    y0, x0 = (h - ch) * int(rng.integers(0, 2)), (w - cw) * int(rng.integers(0, 2))
+    return rgb[y0 : y0 + ch, x0 : x0 + cw]
+
+
+def darker(rgb: np.ndarray, rng) -> np.ndarray:
+    return data.darker_skin_tone(rgb, rng, muted_redness=True)
+
+
+# name -> (what it stands for, rgb -> JPEG bytes); everything is uploaded as a JPEG, as a phone sends it
+CONDITIONS = {
+    "as_taken": ("the photo itself (re-encoded, JPEG 92)", lambda im, rng: jpeg(im)),
+    "jpeg_20": ("heavy compression (messaging apps), JPEG 20", lambda im, rng: jpeg(im, 20)),
+    "small_200": ("a thumbnail: long side 200 px", lambda im, rng: jpeg(long_side(im, 200))),
+    "large_2000": ("a phone-sized upload: long side 2000 px (upscaled)", lambda im, rng: jpeg(long_side(im, 2000))),
+    "blur": ("out of focus: Gaussian blur, sigma 1% of the long side", lambda im, rng: jpeg(cv2.GaussianBlur(im, (0, 0), max(im.shape[:2]) / 100))),
+    "dim_noisy": ("indoor light: under-exposed, noisy, brightened", lambda im, rng: jpeg(dim(im, rng))),
+    "warm_light": ("tungsten light: red x1.2, blue x0.75", lambda im, rng: jpeg(cast(im, (1.2, 1.0, 0.75)))),
+    "cool_light": ("shade / flash: red x0.85, blue x1.2", lambda im, rng: jpeg(cast(im, (0.85, 1.0, 1.2)))),
+    "rotated_90": ("the phone turned: rotated 90 degrees", lambda im, rng: jpeg(np.rot90(im))),
+    "off_centre": ("framed off-centre: 70% of each side from a corner", lambda im, rng: jpeg(off_centre(im, rng))),
+    "wide_framing": ("taken from further away: the photo at 45% of the side on a blurred background", lambda im, rng: jpeg(wide_framing(im, rng))),
+    "darker_skin": ("a darker-skin rendering: lightness x0.35-0.7, redness muted, browner", lambda im, rng: jpeg(darker(im, rng))),
+}
+
+
+def test_photos(model_dir: Path) -> list[tuple[Path, str, str, int]]:
+    """(path, source, kind, class index or -1) of the model's grouped test split, one photo per near-duplicate group."""
+    split = json.loads((model_dir / "split.json").read_text())
+    out, seen = [], set()
+    for key, root in (("files", "skin8/train"), ("other_files", "other_conditions")):
+        for rel, row in sorted(split[key].items()):
+            if row["split"] != "test" or (key, row["group"]) in seen:
+                continue
+            seen.add((key, row["group"]))
+            folder = rel.split("/")[0]
+            kind = "disease" if key == "files" else ("healthy" if folder.startswith("healthy") else "other")
+            out.append((config.DATA_ROOT / root / rel, row["source"], kind,
+                        config.CLASS_IDS.index(folder) if kind == "disease" else -1))
+    return out
+
+
+def outcome(result, label: int) -> dict:
+    if isinstance(result, InputError):
+        return {"verdict": "refused_quality" if result.code == "unusable_image" else result.code, "top1": None}
+    return {"verdict": result["verdict"], "top1": config.CLASS_IDS.index(result["differential"][0]["id"])
+            if result["differential"] else None, "right": result["verdict"] == "disease" and result["disease"]["id"] == config.CLASS_IDS[label]
+            if label >= 0 else None}
+
+
+def summarise(rows: list[dict]) -> dict:
+    out = {}
+    dis = [r for r in rows if r["kind"] == "disease"]
+    if dis:
+        out["in_scope"] = {"n": len(dis), **{k: round(float(np.mean([f(r) for r in dis])), 3) for k, f in {
+            "right_answer": lambda r: bool(r.get("right")),
+            "top1": lambda r: r["top1"] == r["label"],
+            "called_unknown": lambda r: r["verdict"] == "unknown",
+            "refused_quality": lambda r: r["verdict"] == "refused_quality",
+            "rejected_not_skin": lambda r: r["verdict"] == "not_skin"}.items()}}
+    for kind in ("other", "healthy"):
+        sel = [r for r in rows if r["kind"] == kind]
+        if sel:
+            out[kind] = {"n": len(sel), "given_a_disease": round(float(np.mean([r["verdict"] == "disease" for r in sel])), 3)}
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(config.MODEL_DIR))
+    ap.add_argument("--out", default=str(config.ROOT / "bench" / "results" / "robustness.json"))
+    ap.add_argument("--batch", type=int, default=16)
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    pipeline = Pipeline(args.model)
+    photos = test_photos(Path(args.model))
+    images = [data.load_rgb(p) for p, *_ in photos]
+    print(f"{len(photos)} test photos ({sum(k == 'disease' for _, _, k, _ in photos)} of the 8)")
+    results, base_right = {}, None
+    for name, (what, render) in CONDITIONS.items():
+        uploads = [render(im, np.random.default_rng([config.SEED, i])) for i, im in enumerate(images)]
+        answers = []
+        for s in range(0, len(uploads), args.batch):
+            answers += pipeline.run_batch(uploads[s : s + args.batch])
+        rows = [{"source": src, "kind": kind, "label": label, **outcome(a, label)}
+                for (_, src, kind, label), a in zip(photos, answers)]
+        right = np.array([bool(r.get("right")) for r in rows if r["kind"] == "disease"])
+        base_right = right if base_right is None else base_right
+        results[name] = {"what": what, "all": summarise(rows),
+                         "by_source": {s: summarise([r for r in rows if r["source"] == s]) for s in sorted({r["source"] for r in rows})},
+                         "lost_right_answers": int((base_right & ~right).sum()), "gained_right_answers": int((~base_right & right).sum())}
+        a = results[name]["all"]
+        print(f"  {name:13s} right {a['in_scope']['right_answer']:.3f} top-1 {a['in_scope']['top1']:.3f} "
+              f"unknown {a['in_scope']['called_unknown']:.3f} quality {a['in_scope']['refused_quality']:.3f} "
+              f"other {a.get('other', {}).get('given_a_disease', 0):.3f} healthy {a.get('healthy', {}).get('given_a_disease', 0):.3f}",
+              flush=True)
+    out = {"model": pipeline.model_info, "photos": "grouped test split, one per near-duplicate group",
+           "n": {k: sum(kind == k for _, _, kind, _ in photos) for k in ("disease", "other", "healthy")},
+           "seconds": round(time.time() - t0, 1), "conditions": results}
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    print(f"written {args.out} ({out['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
