@@ -5,7 +5,7 @@ API_HOST ?= 127.0.0.1
 API_PORT ?= 3000
 UI_PORT  ?= 8501
 
-.PHONY: venv backbone features train crossval tflite evaluate serve serve-api serve-ui test browser bento bench soak clean podman images
+.PHONY: venv backbone features train crossval tflite evaluate serve serve-api serve-ui test browser bento bench soak robustness clean podman images
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -68,6 +68,9 @@ bench: venv  ## skinscan over HTTP vs the plain Keras server and the in-process 
 
 soak: venv  ## 5 minutes at concurrency 32: requests, errors and PSS over time -> bench/results/soak.json
 	$(PY) -m bench.soak
+
+robustness: venv  ## the served pipeline on the test photos re-rendered as phone photos (framing, light, blur, JPEG) -> bench/results/robustness.json
+	$(PY) -m bench.robustness
 
 clean:
 	rm -rf .venv build artifacts tests/artifacts

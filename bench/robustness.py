@@ -11,6 +11,12 @@ quality check ("retake the photo": the right response to a ruined photo, but no 
 for other conditions and healthy skin, the share given a disease; and how many photos answered right as taken are
 no longer answered right. Each condition is seeded per photo: a rerun gives the same figures.
 
+With ``--folds DIR ...`` (fold models of ``training.train --holdout-source S --out DIR/S``) it measures instead each
+fold model on the photos of the source it never saw (as ``training.compare_folds``), under ``FOLD_CONDITIONS``: top-1,
+the AUROC of the unknown score between the 8 and out-of-scope photos, and at the shipped rule (calibration.json and
+gates.json of ``--model``, skin gate left out) the right answer and the share of out-of-scope photos given a disease.
+That is how a training recipe is judged on photos both new in source and in camera (experiments.json).
+
 The conditions are renderings, not real photos: "darker skin" in particular darkens and browns a light-skinned
 photo (``training.data.darker_skin_tone``); real darker skin shows disease differently, so treat that row as a lower
 bound on the harm, not an estimate of the accuracy on darker skin.
@@ -26,8 +32,9 @@ import cv2
 import numpy as np
 
 from skinscan import config
-from skinscan.decode import InputError
+from skinscan.decode import InputError, decode_upload
 from skinscan.pipeline import Pipeline
+from skinscan.preprocess import to_model_input
 from training import data
 
 
@@ -92,6 +99,9 @@ CONDITIONS = {
 }
 
 
+FOLD_CONDITIONS = ("as_taken", "wide_framing", "dim_noisy", "blur")
+
+
 def test_photos(model_dir: Path) -> list[tuple[Path, str, str, int]]:
     """(path, source, kind, class index or -1) of the model's grouped test split, one photo per near-duplicate group."""
     split = json.loads((model_dir / "split.json").read_text())
@@ -133,13 +143,59 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
+def fold_models(dirs: list[str], model_dir: Path) -> dict:
+    """Each fold model under ``dirs`` on its never-seen source's photos (training.crossval.heldout_photos), per condition."""
+    from sklearn.metrics import roc_auc_score
+
+    from skinscan.classifier import KerasClassifier
+    from skinscan.unknown_gate import unknown_scores
+    from training import crossval
+
+    shipped = Pipeline(model_dir)  # the shipped rule: its temperature, unknown score and threshold
+    feats = crossval.load_features(config.BACKBONE)
+    test = crossval.grouped_masks(feats, config.SEED)["test"]
+    out = {}
+    for d in dirs:
+        for source in crossval.FOLDS:
+            fold = Path(d) / source
+            if source in crossval.REPORT_ONLY or not (fold / "model.keras").exists():
+                continue
+            held = crossval.heldout_photos(feats, source, test)
+            y, in_scope = feats["y"][held], feats["kinds"][held] == "disease"
+            images = [data.load_rgb(config.DATA_ROOT / p) for p in feats["paths"][held]]
+            clf = KerasClassifier(fold)
+            for name in FOLD_CONDITIONS:
+                x = np.stack([to_model_input(decode_upload(CONDITIONS[name][1](im, np.random.default_rng([config.SEED, i]))).rgb,
+                                             clf.input_size, colour_constancy=clf.colour_constancy) for i, im in enumerate(images)])
+                logits = np.concatenate([clf.forward(x[i : i + 32])[0] for i in range(0, len(x), 32)])
+                score = unknown_scores(logits, shipped.temperature, len(config.CLASS_IDS), shipped.unknown.top)
+                named = score < shipped.unknown.threshold
+                top1 = logits[:, : len(config.CLASS_IDS)].argmax(1) == y
+                row = {"n_in_scope": int(in_scope.sum()), "top1": round(float(top1[in_scope].mean()), 3),
+                       "auroc": round(float(roc_auc_score(~in_scope, score)), 3),
+                       "right_answer": round(float((named & top1)[in_scope].mean()), 3),
+                       "out_of_scope_given_a_disease": round(float(named[~in_scope].mean()), 3)}
+                out.setdefault(d, {}).setdefault(source, {})[name] = row
+                print(f"  {d} {source} {name}: {json.dumps(row)}", flush=True)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(config.MODEL_DIR))
-    ap.add_argument("--out", default=str(config.ROOT / "bench" / "results" / "robustness.json"))
+    ap.add_argument("--out", default=None, help="default: bench/results/robustness.json (with --folds: required)")
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--folds", nargs="*", default=None, help="fold-model directories to measure instead of the shipped model")
     args = ap.parse_args(argv)
     t0 = time.time()
+    if args.folds:
+        if not args.out:
+            raise SystemExit("--folds needs --out FILE.json (bench/results/robustness.json is the shipped model's)")
+        Path(args.out).write_text(json.dumps({"rule_of": Pipeline(args.model).model_info, "conditions": {
+            c: CONDITIONS[c][0] for c in FOLD_CONDITIONS}, "folds": fold_models(args.folds, Path(args.model))}, indent=1))
+        print(f"written {args.out} ({time.time() - t0:.0f} s)")
+        return
+    args.out = args.out or str(config.ROOT / "bench" / "results" / "robustness.json")
     pipeline = Pipeline(args.model)
     photos = test_photos(Path(args.model))
     images = [data.load_rgb(p) for p, *_ in photos]

@@ -1,0 +1,42 @@
+"""bench.robustness: its renderings are real uploads of the intended shape, the same on every run, and the served
+pipeline answers every one of them (the bench's figures rest on this)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from bench import robustness
+from skinscan.decode import decode_upload
+from training import data
+
+
+def test_every_condition_renders_an_upload_the_pipeline_answers(data_root, pipeline):
+    path = sorted((data_root / "skin8" / "train" / "cellulitis").glob("*.jp*g"))[0]
+    rgb = data.load_rgb(path)
+    h, w = rgb.shape[:2]
+    uploads, sizes = {}, {}
+    for name, (_, render) in robustness.CONDITIONS.items():
+        first, again = render(rgb, np.random.default_rng([1, 2])), render(rgb, np.random.default_rng([1, 2]))
+        assert first == again, f"{name} is not reproducible from its seed"
+        uploads[name], sizes[name] = decode_upload(first).rgb, Image.open(io.BytesIO(first)).size  # (width, height)
+    assert max(sizes["small_200"]) == 200 and max(sizes["large_2000"]) == 2000
+    assert sizes["rotated_90"] == (h, w) and sizes["wide_framing"] == (w, h)
+    assert sizes["off_centre"] == (int(w * 0.7), int(h * 0.7))
+    assert uploads["dim_noisy"].mean() < uploads["as_taken"].mean()
+    assert abs(uploads["as_taken"].astype(float) - rgb).mean() < 3  # JPEG 92 of the photo itself
+    results = pipeline.run_batch([robustness.jpeg(u) for u in uploads.values()])
+    assert all(isinstance(r, dict) and r["verdict"] in ("disease", "unknown", "not_skin") for r in results)
+
+
+def test_summary_counts_what_a_user_sees():
+    rows = [{"kind": "disease", "label": 0, "top1": 0, "verdict": "disease", "right": True},
+            {"kind": "disease", "label": 1, "top1": 1, "verdict": "unknown", "right": False},
+            {"kind": "disease", "label": 2, "top1": None, "verdict": "refused_quality"},
+            {"kind": "other", "label": -1, "top1": 3, "verdict": "disease"},
+            {"kind": "healthy", "label": -1, "top1": 3, "verdict": "unknown"}]
+    s = robustness.summarise(rows)
+    assert s["in_scope"] == {"n": 3, "right_answer": 0.333, "top1": 0.667, "called_unknown": 0.333,
+                             "refused_quality": 0.333, "rejected_not_skin": 0.0}
+    assert s["other"] == {"n": 1, "given_a_disease": 1.0} and s["healthy"] == {"n": 1, "given_a_disease": 0.0}
