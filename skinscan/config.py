@@ -102,7 +102,9 @@ AVERAGE_FROM_EPOCH = 9  # training.train: 0 keeps the best validation epoch; N a
 TRAIN_ON_VALIDATION = False
 MIXUP = 0.0  # training.train: Beta(a, a) share of mixup between the photos of a batch (0: off)
 SOURCE_ADVERSARY = 0.0  # training.train: strength of the gradient-reversed source guess within each class (0: off)
-CAMERA_CONDITIONS = False  # training.train --camera: zoom-out framing and indoor exposure in the training views
+# training.train --camera: phone-camera augmentation of the training views ("zoom_out", "under_exposed"); measured
+# and not kept: more right answers on photos framed from further away, fewer on new sources' photos as taken
+CAMERA_CONDITIONS = ()
 LABEL_SMOOTHING = 0.0  # training.train: share of each target spread over the 9 classes in fine-tuning
 HEAD_C = 1.0  # inverse L2 strength of the logistic head (phase 1 and training.crossval)
 # The unknown threshold (training.crossval.choose_threshold): as many right answers as possible while no held-out

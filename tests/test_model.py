@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import skimage.data
@@ -97,6 +98,18 @@ def test_mixstyle_mixes_feature_statistics_in_training_only():
         assert min(corr) > 0.999
 
 
+def test_zoom_out_keeps_the_photo_whole_and_smaller_in_the_frame():
+    from training import data
+
+    rgb = skimage.data.chelsea()
+    for seed in range(6):
+        out = data.zoom_out(rgb, np.random.default_rng(seed))
+        h, w = rgb.shape[:2]
+        assert h < out.shape[0] <= 2 * h and w < out.shape[1] <= 2 * w
+        y0, x0 = np.unravel_index(cv2.matchTemplate(out, rgb, cv2.TM_SQDIFF).argmin(), (out.shape[0] - h + 1, out.shape[1] - w + 1))
+        np.testing.assert_array_equal(out[y0 : y0 + h, x0 : x0 + w], rgb)  # the photo itself, pixel for pixel, on a surround
+
+
 def test_training_smoke_round_trip(tmp_path, data_root):
     """A tiny `make crossval` + `make train`: embeddings, a fold model that never sees DermNet, the model, its
     calibration from that fold, gates and model card; the export reloads with identical predictions."""
@@ -106,12 +119,13 @@ def test_training_smoke_round_trip(tmp_path, data_root):
     features.main(["--limit", "4", "--views", "1", "--out", str(feats)])
     out, folds = tmp_path / "model", tmp_path / "folds"
     fold = train.main(["--features", str(feats), "--epochs", "1", "--holdout-source", "dermnet", "--out", str(folds / "dermnet"),
-                       "--source-adversary", "0.3"])
+                       "--source-adversary", "0.3", "--camera", "zoom_out", "under_exposed"])
     assert not [layer.name for layer in fold.layers if "source" in layer.name or "reversal" in layer.name]  # training-only
     model = train.main(["--features", str(feats), "--epochs", "1", "--out", str(out), "--mixstyle-after", "2", "4", "7", "--mixup", "0.2"])
     assert not [layer.name for layer in model.layers if "mixstyle" in layer.name]  # training-only: not exported
     seen = {d: json.loads((d / "training.json").read_text())["train_photos_by_source"] for d in (folds / "dermnet", out)}
     assert seen[folds / "dermnet"]["dermnet"] == 0 < seen[out]["dermnet"] and seen[out]["kaggle"] > 0
+    assert json.loads((folds / "dermnet" / "training.json").read_text())["camera_conditions"] == ["zoom_out", "under_exposed"]
     split = json.loads((out / "split.json").read_text())
     fit_splits = ("train", "val") if config.TRAIN_ON_VALIDATION else ("train",)  # the test split never
     n_fit = sum(f["split"] in fit_splits for part in ("files", "other_files") for f in split[part].values())

@@ -215,12 +215,13 @@ def under_exposed(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x / np.sqrt(gain) * 255, 0, 255).astype(np.uint8)
 
 
-def camera_conditions(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def camera_conditions(rgb: np.ndarray, rng: np.random.Generator, which=("zoom_out", "under_exposed")) -> np.ndarray:
     """What a user's own phone photo adds to the collections' close-ups (``training.train --camera``): framing from
-    further away and indoor exposure, each at random (bench.robustness measures the served model under both)."""
-    if rng.random() < 0.3:
+    further away and indoor exposure, each at random (bench.robustness measures the served model under both).
+    Measured and not kept (experiments.json "phone-camera augmentation")."""
+    if "zoom_out" in which and rng.random() < 0.3:
         rgb = zoom_out(rgb, rng)
-    if rng.random() < 0.2:
+    if "under_exposed" in which and rng.random() < 0.2:
         rgb = under_exposed(rgb, rng)
     return rgb
 

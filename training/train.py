@@ -72,18 +72,19 @@ def parse_args(argv=None):
     ap.add_argument("--source-adversary", type=float, default=config.SOURCE_ADVERSARY,
                     help="strength of a gradient-reversed head that guesses each photo's source within its class "
                          "(domain-adversarial training, training only); 0: off")
-    ap.add_argument("--camera", action=argparse.BooleanOptionalAction, default=config.CAMERA_CONDITIONS,
-                    help="phone-camera augmentation: the spot smaller in the frame, indoor exposure (training.data.camera_conditions)")
+    ap.add_argument("--camera", nargs="*", default=list(config.CAMERA_CONDITIONS), choices=["zoom_out", "under_exposed"],
+                    help="phone-camera augmentation (training.data.camera_conditions): the spot smaller in the frame, "
+                         "indoor exposure; none: off")
     return ap.parse_args(argv)
 
 
-def training_view(rgb, label: int, other_patches: float, muted_redness: bool, rng, camera: bool = False):
+def training_view(rgb, label: int, other_patches: float, muted_redness: bool, rng, camera=()):
     """One augmented training view: crop/flip/colour, photo conditions (and phone-camera ones); for "other",
     sometimes a small patch first."""
     if other_patches > 0 and label == len(config.CLASS_IDS) and rng.random() < other_patches:
         rgb = data.skin_patch(rgb, rng)
     view = data.photo_conditions(data.augment(rgb, rng), rng, muted_redness)
-    return data.camera_conditions(view, rng) if camera else view
+    return data.camera_conditions(view, rng, camera) if camera else view
 
 
 def build_model(n_classes: int, head_weights, seed: int, variant: str = config.BACKBONE, mixstyle_after: tuple = ()):
