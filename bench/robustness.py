@@ -103,18 +103,20 @@ FOLD_CONDITIONS = ("as_taken", "wide_framing", "dim_noisy", "blur")
 
 
 def test_photos(model_dir: Path) -> list[tuple[Path, str, str, int]]:
-    """(path, source, kind, class index or -1) of the model's grouped test split, one photo per near-duplicate group."""
+    """(path, source, kind, class index or -1) of the model's grouped test split, one photo per near-duplicate group:
+    the photos of metrics.json's test figures (split.json in catalogue order, ``training.crossval.one_per_group``)."""
+    from training import crossval
+
     split = json.loads((model_dir / "split.json").read_text())
-    out, seen = [], set()
-    for key, root in (("files", "skin8/train"), ("other_files", "other_conditions")):
-        for rel, row in sorted(split[key].items()):
-            if row["split"] != "test" or (key, row["group"]) in seen:
-                continue
-            seen.add((key, row["group"]))
-            folder = rel.split("/")[0]
-            kind = "disease" if key == "files" else ("healthy" if folder.startswith("healthy") else "other")
-            out.append((config.DATA_ROOT / root / rel, row["source"], kind,
-                        config.CLASS_IDS.index(folder) if kind == "disease" else -1))
+    rows = sorted((f"{root}/{rel}", row) for key, root in (("files", "skin8/train"), ("other_files", "other_conditions"))
+                  for rel, row in split[key].items())
+    keep = crossval.one_per_group([row["group"] for _, row in rows], np.array([row["split"] == "test" for _, row in rows]))
+    out = []
+    for (rel, row), k in zip(rows, keep):
+        if k:
+            top, folder = rel.split("/")[0], Path(rel).parent.name
+            kind = "disease" if top == "skin8" else ("healthy" if folder.startswith("healthy") else "other")
+            out.append((config.DATA_ROOT / rel, row["source"], kind, config.CLASS_IDS.index(folder) if kind == "disease" else -1))
     return out
 
 
@@ -143,15 +145,15 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
-def fold_models(dirs: list[str], model_dir: Path) -> dict:
-    """Each fold model under ``dirs`` on its never-seen source's photos (training.crossval.heldout_photos), per condition."""
+def fold_models(dirs: list[str], shipped: Pipeline) -> dict:
+    """Each fold model under ``dirs`` on its never-seen source's photos (training.crossval.heldout_photos), per condition,
+    judged by the ``shipped`` pipeline's rule (its temperature, unknown score and threshold)."""
     from sklearn.metrics import roc_auc_score
 
     from skinscan.classifier import KerasClassifier
     from skinscan.unknown_gate import unknown_scores
     from training import crossval
 
-    shipped = Pipeline(model_dir)  # the shipped rule: its temperature, unknown score and threshold
     feats = crossval.load_features(config.BACKBONE)
     test = crossval.grouped_masks(feats, config.SEED)["test"]
     out = {}
@@ -191,8 +193,9 @@ def main(argv=None):
     if args.folds:
         if not args.out:
             raise SystemExit("--folds needs --out FILE.json (bench/results/robustness.json is the shipped model's)")
-        Path(args.out).write_text(json.dumps({"rule_of": Pipeline(args.model).model_info, "conditions": {
-            c: CONDITIONS[c][0] for c in FOLD_CONDITIONS}, "folds": fold_models(args.folds, Path(args.model))}, indent=1))
+        shipped = Pipeline(args.model)
+        Path(args.out).write_text(json.dumps({"rule_of": shipped.model_info, "conditions": {
+            c: CONDITIONS[c][0] for c in FOLD_CONDITIONS}, "folds": fold_models(args.folds, shipped)}, indent=1))
         print(f"written {args.out} ({time.time() - t0:.0f} s)")
         return
     args.out = args.out or str(config.ROOT / "bench" / "results" / "robustness.json")

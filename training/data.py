@@ -215,7 +215,7 @@ def under_exposed(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x / np.sqrt(gain) * 255, 0, 255).astype(np.uint8)
 
 
-def camera_conditions(rgb: np.ndarray, rng: np.random.Generator, which=("zoom_out", "under_exposed")) -> np.ndarray:
+def camera_conditions(rgb: np.ndarray, rng: np.random.Generator, which=()) -> np.ndarray:
     """What a user's own phone photo adds to the collections' close-ups (``training.train --camera``): framing from
     further away and indoor exposure, each at random (bench.robustness measures the served model under both).
     Measured and not kept (experiments.json "phone-camera augmentation")."""

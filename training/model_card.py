@@ -241,9 +241,9 @@ def render(model_dir: Path) -> str:
 
 def robustness_section(version: str, path: Path = config.ROOT / "bench" / "results" / "robustness.json") -> list[str]:
     """bench.robustness's figures, when they were measured on this model version."""
-    if not path.exists() or json.loads(path.read_text())["model"]["version"] != version:
+    r = json.loads(path.read_text()) if path.exists() else None
+    if not r or r["model"]["version"] != version:
         return []
-    r = json.loads(path.read_text())
     rows = [[name, c["what"], pct(c["all"]["in_scope"]["right_answer"]), pct(c["all"]["in_scope"]["top1"]),
              pct(c["all"]["in_scope"]["called_unknown"]), pct(c["all"]["in_scope"]["rejected_not_skin"]),
              c["lost_right_answers"], pct(c["all"]["other"]["given_a_disease"]), pct(c["all"]["healthy"]["given_a_disease"])]

@@ -84,7 +84,7 @@ def training_view(rgb, label: int, other_patches: float, muted_redness: bool, rn
     if other_patches > 0 and label == len(config.CLASS_IDS) and rng.random() < other_patches:
         rgb = data.skin_patch(rgb, rng)
     view = data.photo_conditions(data.augment(rgb, rng), rng, muted_redness)
-    return data.camera_conditions(view, rng, camera) if camera else view
+    return data.camera_conditions(view, rng, camera)  # none named: the view unchanged, no random draw
 
 
 def build_model(n_classes: int, head_weights, seed: int, variant: str = config.BACKBONE, mixstyle_after: tuple = ()):
