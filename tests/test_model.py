@@ -113,7 +113,7 @@ def test_zoom_out_keeps_the_photo_whole_and_smaller_in_the_frame():
 def test_training_smoke_round_trip(tmp_path, data_root):
     """A tiny `make crossval` + `make train`: embeddings, a fold model that never sees DermNet, the model, its
     calibration from that fold, gates and model card; the export reloads with identical predictions."""
-    from training import calibrate, features, train
+    from training import calibrate, features, soup, train
 
     feats = tmp_path / "features.npz"
     features.main(["--limit", "4", "--views", "1", "--out", str(feats)])
@@ -126,6 +126,17 @@ def test_training_smoke_round_trip(tmp_path, data_root):
     seen = {d: json.loads((d / "training.json").read_text())["train_photos_by_source"] for d in (folds / "dermnet", out)}
     assert seen[folds / "dermnet"]["dermnet"] == 0 < seen[out]["dermnet"] and seen[out]["kaggle"] > 0
     assert json.loads((folds / "dermnet" / "training.json").read_text())["camera_conditions"] == ["zoom_out", "under_exposed"]
+    import keras
+
+    fold_weights = fold.get_weights()  # weight soups (training.soup): a soup of one model twice is that model
+    soup.main(["--out", str(tmp_path / "soup"), str(folds), str(folds)])
+    for a, b in zip(keras.models.load_model(tmp_path / "soup" / "dermnet" / "model.keras").get_weights(), fold_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    # WiSE-FT at 0: the fine-tuning start, rebuilt: equal to the fold model where fine-tuning changes nothing
+    soup.main(["--out", str(tmp_path / "start"), "--wise", "0", "--features", str(feats), str(folds)])
+    start = keras.models.load_model(tmp_path / "start" / "dermnet" / "model.keras").get_weights()
+    same = [np.array_equal(a, b) for a, b in zip(start, fold_weights)]
+    assert 0 < sum(not s for s in same) < len(same) / 4  # the fine-tuned blocks 8-15 and the head, not the rest
     split = json.loads((out / "split.json").read_text())
     fit_splits = ("train", "val") if config.TRAIN_ON_VALIDATION else ("train",)  # the test split never
     n_fit = sum(f["split"] in fit_splits for part in ("files", "other_files") for f in split[part].values())
@@ -144,7 +155,6 @@ def test_training_smoke_round_trip(tmp_path, data_root):
     assert "never seen (leave-one-source-out)" in (out / "MODEL_CARD.md").read_text()
     x = np.stack([to_model_input(skimage.data.coffee()), to_model_input(skimage.data.chelsea())])
     logits_before, emb_before = (np.asarray(a) for a in model.predict(x, verbose=0))
-    import keras
     logits_after, emb_after = (np.asarray(a) for a in keras.models.load_model(out / "model.keras").predict(x, verbose=0))
     np.testing.assert_allclose(logits_after, logits_before, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(emb_after, emb_before, rtol=1e-4, atol=1e-4)

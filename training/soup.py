@@ -1,11 +1,16 @@
-"""Weight soup: one model whose weights are the mean of models fine-tuned from the same start (Wortsman et al. 2022).
+"""Weight soups of fine-tuned fold models (one model pass per photo, unlike a logit ensemble of the same models).
 
     .venv/bin/python -m training.soup --out cache/folds-soup cache/folds cache/folds-e16-seed2
+    .venv/bin/python -m training.soup --out cache/folds-wise --wise 0.5 --seed 1234 cache/folds
 
 Each argument is a directory of fold models (``training.train --holdout-source S --out DIR/S``); for every fold that
-all of them have, DIR_OUT/S gets the averaged ``model.keras`` and the first member's other files (labels, split), so
-``training.compare_folds`` and ``bench.robustness --folds`` measure it like any fold model. One model pass per photo,
-unlike a logit ensemble. Measured and not kept (experiments.json "weight soup").
+all of them have, OUT/S gets the new ``model.keras`` and the first member's other files (labels, split), so
+``training.compare_folds`` and ``bench.robustness --folds`` measure it like any fold model.
+- Several members: the mean of their weights (Wortsman et al. 2022, "model soups"; members fine-tuned from the same
+  start: other seeds, or other augmentation).
+- ``--wise A`` with one member: A x the fine-tuned weights + (1 - A) x its own start, the ImageNet backbone with the
+  phase-1 head rebuilt as ``training.train`` fits it (WiSE-FT, Wortsman et al. 2022; ``--seed`` of that training).
+Measured and not kept (experiments.json "weight soup", "WiSE-FT").
 """
 from __future__ import annotations
 
@@ -14,16 +19,33 @@ import os
 import shutil
 from pathlib import Path
 
+from skinscan import config
 from training import crossval
 
 
-def soup(members: list[Path], out: Path) -> None:
+def starting_point(fold_dir: Path, seed: int, features=None):
+    """The model ``training.train --holdout-source S --seed SEED`` starts fine-tuning from (default recipe)."""
+    from training.train import HEAD_LABELS, build_model, phase1_head
+
+    feats = crossval.load_features(config.BACKBONE, path=features)
+    masks = crossval.grouped_masks(feats, seed)
+    train = masks["train"] & (feats["y"] >= 0) & (feats["sources"] != fold_dir.name)
+    _, head_weights = phase1_head(feats, train, config.HEAD_WEIGHTING)
+    return build_model(len(HEAD_LABELS), head_weights, seed)[1]
+
+
+def soup(members: list[Path], out: Path, wise: float | None = None, seed: int = config.SEED, features=None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     models = [keras.models.load_model(m / "model.keras", compile=False) for m in members]
     weights = [m.get_weights() for m in models]
-    models[0].set_weights([sum(ws) / len(ws) for ws in zip(*weights)])
+    if wise is None:
+        mixed = [sum(ws) / len(ws) for ws in zip(*weights)]
+    else:
+        start = starting_point(members[0], seed, features).get_weights()
+        mixed = [wise * w + (1 - wise) * s for w, s in zip(weights[0], start)]
+    models[0].set_weights(mixed)
     out.mkdir(parents=True, exist_ok=True)
     for f in members[0].iterdir():  # heldout.npz holds the first member's logits: not copied
         if f.is_file() and f.name not in ("model.keras", "heldout.npz"):
@@ -34,13 +56,18 @@ def soup(members: list[Path], out: Path) -> None:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
-    ap.add_argument("members", nargs="+", help="fold-model directories of the same backbone, trained from the same start")
+    ap.add_argument("--wise", type=float, default=None, help="share of the fine-tuned weights against the start (one member)")
+    ap.add_argument("--seed", type=int, default=config.SEED, help="with --wise: the seed the member was trained with")
+    ap.add_argument("--features", default=None, help="with --wise: embeddings file of training.features (default: the cache)")
+    ap.add_argument("members", nargs="+", help="fold-model directories of one backbone, fine-tuned from the same start")
     args = ap.parse_args(argv)
+    if args.wise is not None and len(args.members) != 1:
+        raise SystemExit("--wise interpolates one fold-model directory with its start")
     for fold in crossval.FOLDS:
         dirs = [Path(m) / fold for m in args.members]
         if all((d / "model.keras").exists() for d in dirs):
-            soup(dirs, Path(args.out) / fold)
-            print(f"{fold}: mean of {len(dirs)} models -> {Path(args.out) / fold}")
+            soup(dirs, Path(args.out) / fold, args.wise, args.seed, args.features)
+            print(f"{fold}: {'WiSE-FT' if args.wise is not None else f'mean of {len(dirs)} models'} -> {Path(args.out) / fold}")
 
 
 if __name__ == "__main__":

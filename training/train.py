@@ -87,6 +87,18 @@ def training_view(rgb, label: int, other_patches: float, muted_redness: bool, rn
     return data.camera_conditions(view, rng, camera)  # none named: the view unchanged, no random draw
 
 
+def phase1_head(feats: dict, train: np.ndarray, weighting: str):
+    """The logistic head on the cached frozen embeddings of the training photos (all their cached views) -> (head,
+    [kernel, bias] of the 9-way Dense layer it initialises; a class without photos gets a bias of -30)."""
+    views = [k for k in feats if k in ("clean", "flip") or k.startswith("aug")]
+    y, sources = feats["y"], feats["sources"]
+    head = crossval.fit_head([feats[v][train] for v in views], y[train], sources[train], weighting, config.HEAD_C)
+    w = np.zeros((feats["clean"].shape[1], len(HEAD_LABELS)), np.float32)
+    b = np.full(len(HEAD_LABELS), -30.0, np.float32)
+    w[:, head.classes_], b[head.classes_] = head.coef_.T, head.intercept_
+    return head, [w, b]
+
+
 def build_model(n_classes: int, head_weights, seed: int, variant: str = config.BACKBONE, mixstyle_after: tuple = ()):
     """EfficientNet-Lite backbone with ImageNet weights -> (logits, embedding); the head initialised from phase 1."""
     import keras
@@ -163,11 +175,7 @@ def main(argv=None):
           f"{', in training: a fit check' if args.train_on_val else ''})")
 
     print("[2/4] phase 1: head on cached frozen embeddings")
-    views = [k for k in feats if k in ("clean", "flip") or k.startswith("aug")]
-    head = crossval.fit_head([feats[v][train] for v in views], y[train], sources[train], args.weighting, config.HEAD_C)
-    w = np.zeros((feats["clean"].shape[1], len(HEAD_LABELS)), np.float32)
-    b = np.full(len(HEAD_LABELS), -30.0, np.float32)
-    w[:, head.classes_], b[head.classes_] = head.coef_.T, head.intercept_
+    head, (w, b) = phase1_head(feats, train, args.weighting)
     val_logits = crossval.head_logits(head, feats["clean"][val])
     print(f"  phase 1 validation top-1 (9 classes): {(val_logits.argmax(1) == y[val]).mean():.3f}")
 
@@ -284,7 +292,7 @@ def main(argv=None):
         "muted_redness": args.muted_redness, "mixstyle_after": args.mixstyle_after, "average_from_epoch": args.average_from,
         "label_smoothing": args.label_smoothing, "source_adversary": args.source_adversary, "mixup": args.mixup,
         "camera_conditions": args.camera,
-        "weighting": args.weighting, "holdout_source": args.holdout_source, "train_on_val": args.train_on_val,
+        "weighting": args.weighting, "holdout_source": args.holdout_source, "train_on_val": args.train_on_val, "seed": args.seed,
         "train_photos": int(train.sum()), "val_photos": int(val.sum()), "history": history,
         "train_photos_by_source": {s: int(((sources == s) & train).sum()) for s in crossval.FOLDS},
         "train_minutes": (time.time() - t0) / 60}, indent=2))
