@@ -54,7 +54,9 @@ def head_targets(records) -> np.ndarray:
 
 def sample_weights(y, sources, weighting: str) -> np.ndarray:
     """Loss weights per photo: every class weighs the same in total, and with ``source`` every source within a
-    class too (``source_sqrt``: half-way, 1/sqrt of the source's count)."""
+    class too (``source_sqrt``: half-way, 1/sqrt of the source's count). ``deconfounded``: ``source_sqrt``, then
+    within each source that has both, its photos of the 8 and its out-of-scope photos reweighted to the overall
+    ratio, so that a source's look does not predict "other" (the Kaggle collection has only photos of the 8)."""
     w = np.zeros(len(y))
     for k in np.unique(y):
         in_k = y == k
@@ -65,6 +67,16 @@ def sample_weights(y, sources, weighting: str) -> np.ndarray:
             power = 1.0 if weighting == "source" else 0.5
             w[in_k] = [1.0 / counts[s] ** power for s in sources[in_k]]
         w[in_k] /= w[in_k].sum()
+    if weighting == "deconfounded":
+        out = y >= len(config.CLASS_IDS)
+        ratio = w[out].sum() / w[~out].sum()
+        for s in np.unique(sources):
+            m = sources == s
+            if (m & out).any() and (m & ~out).any():
+                total, r = w[m].sum(), w[m & out].sum() / w[m & ~out].sum()
+                w[m & out] *= np.sqrt(ratio / r)
+                w[m & ~out] *= np.sqrt(r / ratio)
+                w[m] *= total / w[m].sum()
     return w * len(y) / w.sum()
 
 

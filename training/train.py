@@ -45,7 +45,7 @@ def parse_args(argv=None):
     ap.add_argument("--backbone", default=config.BACKBONE, choices=sorted(backbone.VARIANTS),
                     help="ImageNet EfficientNet-Lite variant (its input size; needs `training.features --backbone` first)")
     ap.add_argument("--features", default=None, help="embeddings file of training.features (default: the cache)")
-    ap.add_argument("--weighting", default=config.HEAD_WEIGHTING, choices=["class", "source", "source_sqrt"])
+    ap.add_argument("--weighting", default=config.HEAD_WEIGHTING, choices=["class", "source", "source_sqrt", "deconfounded"])
     ap.add_argument("--epochs", type=int, default=config.EPOCHS)
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--train-on-val", action=argparse.BooleanOptionalAction, default=config.TRAIN_ON_VALIDATION,
