@@ -105,6 +105,8 @@ SOURCE_ADVERSARY = 0.0  # training.train: strength of the gradient-reversed sour
 # training.train --camera: phone-camera augmentation of the training views ("zoom_out", "under_exposed"); measured
 # and not kept: more right answers on photos framed from further away, fewer on new sources' photos as taken
 CAMERA_CONDITIONS = ()
+# training.train --crop-min-area: the fine-tuning views are random crops of at least this share of the photo
+CROP_MIN_AREA = 0.45
 LABEL_SMOOTHING = 0.0  # training.train: share of each target spread over the 9 classes in fine-tuning
 HEAD_C = 1.0  # inverse L2 strength of the logistic head (phase 1 and training.crossval)
 # The unknown threshold (training.crossval.choose_threshold): as many right answers as possible while no held-out

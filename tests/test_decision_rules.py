@@ -173,6 +173,25 @@ def test_temperature_counts_every_source_the_same():
     assert 0.85 <= metrics.fit_temperature_per_source(small) <= 1.2
 
 
+def test_loss_weights_balance_classes_and_deconfound_sources():
+    """training.crossval.sample_weights: every class weighs the same (source_sqrt); ``deconfounded`` also gives each
+    source with both kinds the same out-of-scope : in-scope ratio, so a source's look does not predict "other"."""
+    rng = np.random.default_rng(3)
+    sources = np.array(["kaggle"] * 300 + ["dermnet"] * 200 + ["sd198"] * 100)
+    y = np.r_[rng.integers(0, N, 300), rng.choice([0, 1, N], 200, p=[0.05, 0.05, 0.9]), rng.choice([3, N], 100, p=[0.6, 0.4])]
+    out = y == N
+    shipped = crossval.sample_weights(y, sources, "source_sqrt")
+    class_totals = [shipped[y == k].sum() for k in np.unique(y)]
+    np.testing.assert_allclose(class_totals, class_totals[0])
+    ratio = lambda w, m: w[m & out].sum() / w[m & ~out].sum()
+    assert ratio(shipped, sources == "dermnet") > 2 * ratio(shipped, sources == "sd198")  # DermNet looks "other"
+    w = crossval.sample_weights(y, sources, "deconfounded")
+    np.testing.assert_allclose(ratio(w, sources == "dermnet"), ratio(w, sources == "sd198"))
+    np.testing.assert_allclose(ratio(w, sources == "dermnet"), ratio(shipped, np.ones(len(y), bool)))
+    for s in np.unique(sources):  # each source keeps its total weight
+        np.testing.assert_allclose(w[sources == s].sum() / w.sum(), shipped[sources == s].sum() / shipped.sum())
+
+
 def test_differential_temperature_rises_with_the_unknown_score():
     """training.metrics.fit_temperature_by_unknown: where photos with a high unknown score are over-confident (their
     true temperature rises with it), the fit finds that slope and, on the familiar and the unfamiliar photos apart,

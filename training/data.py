@@ -130,13 +130,14 @@ def shrink(rgb: np.ndarray, max_side: int = 320) -> np.ndarray:
     return cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
 
 
-def augment(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Skin-photo augmentation on uint8 RGB: random crop/zoom, flips, rotation, brightness/contrast/hue jitter.
+def augment(rgb: np.ndarray, rng: np.random.Generator, min_area: float = 0.45) -> np.ndarray:
+    """Skin-photo augmentation on uint8 RGB: random crop/zoom (``min_area`` of the photo or more), flips, rotation,
+    brightness/contrast/hue jitter.
 
     The result still goes through the shared ``to_model_input`` (resize + scaling).
     """
     h, w = rgb.shape[:2]
-    area = rng.uniform(0.45, 1.0) * h * w
+    area = rng.uniform(min_area, 1.0) * h * w
     aspect = np.exp(rng.uniform(np.log(0.75), np.log(1.33)))
     ch = int(min(h, round(np.sqrt(area / aspect))))
     cw = int(min(w, round(np.sqrt(area * aspect))))

@@ -75,15 +75,18 @@ def parse_args(argv=None):
     ap.add_argument("--camera", nargs="*", default=list(config.CAMERA_CONDITIONS), choices=["zoom_out", "under_exposed"],
                     help="phone-camera augmentation (training.data.camera_conditions): the spot smaller in the frame, "
                          "indoor exposure; none: off")
+    ap.add_argument("--crop-min-area", type=float, default=config.CROP_MIN_AREA,
+                    help="fine-tuning views: random crops of at least this share of the photo")
     return ap.parse_args(argv)
 
 
-def training_view(rgb, label: int, other_patches: float, muted_redness: bool, rng, camera=()):
+def training_view(rgb, label: int, other_patches: float, muted_redness: bool, rng, camera=(),
+                  crop_min_area: float = config.CROP_MIN_AREA):
     """One augmented training view: crop/flip/colour, photo conditions (and phone-camera ones); for "other",
     sometimes a small patch first."""
     if other_patches > 0 and label == len(config.CLASS_IDS) and rng.random() < other_patches:
         rgb = data.skin_patch(rgb, rng)
-    view = data.photo_conditions(data.augment(rgb, rng), rng, muted_redness)
+    view = data.photo_conditions(data.augment(rgb, rng, crop_min_area), rng, muted_redness)
     return data.camera_conditions(view, rng, camera)  # none named: the view unchanged, no random draw
 
 
@@ -227,8 +230,9 @@ def main(argv=None):
         bar = tqdm(range(0, len(order), args.batch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch")
         for s in bar:
             pick = order[s : s + args.batch]
-            xb = np.stack([to_model_input(training_view(images[idx_train[j]], y[idx_train[j]], args.other_patches, args.muted_redness, rng, args.camera),
-                                          size, colour_constancy=cc) for j in pick])
+            views = [training_view(images[idx_train[j]], y[idx_train[j]], args.other_patches, args.muted_redness, rng,
+                                   args.camera, args.crop_min_area) for j in pick]
+            xb = np.stack([to_model_input(v, size, colour_constancy=cc) for v in views])
             losses.append(fit_batch(xb, pick))
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
         logits = train_model.predict(x_val, batch_size=args.batch, verbose=0)
@@ -291,7 +295,7 @@ def main(argv=None):
         "input_size": size, "colour_constancy": cc, "other_patches": args.other_patches,
         "muted_redness": args.muted_redness, "mixstyle_after": args.mixstyle_after, "average_from_epoch": args.average_from,
         "label_smoothing": args.label_smoothing, "source_adversary": args.source_adversary, "mixup": args.mixup,
-        "camera_conditions": args.camera,
+        "camera_conditions": args.camera, "crop_min_area": args.crop_min_area,
         "weighting": args.weighting, "holdout_source": args.holdout_source, "train_on_val": args.train_on_val, "seed": args.seed,
         "train_photos": int(train.sum()), "val_photos": int(val.sum()), "history": history,
         "train_photos_by_source": {s: int(((sources == s) & train).sum()) for s in crossval.FOLDS},
