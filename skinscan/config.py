@@ -79,8 +79,8 @@ VERDICT_MESSAGES = {  # the plain-language "message" of every result
     "unknown": "None of the 8 infections skinscan knows is visible in this photo. It may be healthy skin or a "
                "different skin condition, which skinscan cannot name. If the spot is small in the picture, try again "
                "with a close-up of it that fills most of the picture, in good light (photos from further away are "
-               "often answered this way). If you are still worried, or it is painful, spreading, hot, blistering or you feel unwell, "
-               "see a doctor or pharmacist.",
+               "often answered this way). If you are still worried, or it is painful, spreading, hot, blistering or "
+               "you feel unwell, see a doctor or pharmacist.",
     "not_skin": "This does not look like a photo of skin, so it was not checked. Take a clear, well-lit close-up of "
                 "the affected skin that fills most of the picture, and try again.",
 }

@@ -130,7 +130,7 @@ def shrink(rgb: np.ndarray, max_side: int = 320) -> np.ndarray:
     return cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
 
 
-def augment(rgb: np.ndarray, rng: np.random.Generator, min_area: float = 0.45) -> np.ndarray:
+def augment(rgb: np.ndarray, rng: np.random.Generator, min_area: float = config.CROP_MIN_AREA) -> np.ndarray:
     """Skin-photo augmentation on uint8 RGB: random crop/zoom (``min_area`` of the photo or more), flips, rotation,
     brightness/contrast/hue jitter.
 

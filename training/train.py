@@ -90,6 +90,15 @@ def training_view(rgb, label: int, other_patches: float, muted_redness: bool, rn
     return data.camera_conditions(view, rng, camera)  # none named: the view unchanged, no random draw
 
 
+def fit_photos(feats: dict, seed: int, holdout_source: str, train_on_val: bool):
+    """(grouped split masks, photos fine-tuned on, validation photos one per near-duplicate group): the skin photos of
+    the training split (and the validation split with ``train_on_val``), never of ``holdout_source``."""
+    masks = crossval.grouped_masks(feats, seed)
+    keep = (feats["y"] >= 0) & (feats["sources"] != holdout_source)
+    fit_on = masks["train"] | masks["val"] if train_on_val else masks["train"]
+    return masks, fit_on & keep, crossval.one_per_group(feats["groups"], masks["val"] & keep)
+
+
 def phase1_head(feats: dict, train: np.ndarray, weighting: str):
     """The logistic head on the cached frozen embeddings of the training photos (all their cached views) -> (head,
     [kernel, bias] of the 9-way Dense layer it initialises; a class without photos gets a bias of -30)."""
@@ -169,11 +178,8 @@ def main(argv=None):
     print(f"[1/4] data, grouped split{', holding out ' + args.holdout_source if args.holdout_source else ''}")
     feats = crossval.load_features(args.backbone, args.colour_constancy, path=args.features)
     size = backbone.VARIANTS[args.backbone]["input_size"]
-    masks = crossval.grouped_masks(feats, args.seed)
     y, sources = feats["y"], feats["sources"]
-    keep = (y >= 0) & (sources != args.holdout_source)
-    fit_on = masks["train"] | masks["val"] if args.train_on_val else masks["train"]
-    train, val = fit_on & keep, crossval.one_per_group(feats["groups"], masks["val"] & keep)
+    masks, train, val = fit_photos(feats, args.seed, args.holdout_source, args.train_on_val)
     print(f"  train {train.sum()} photos, validation {val.sum()} (one per near-duplicate group"
           f"{', in training: a fit check' if args.train_on_val else ''})")
 
