@@ -28,7 +28,7 @@ features: $(FEATURES)  ## cache frozen-backbone embeddings of every photo in ../
 
 FOLDS := dermnet sd198 nailweb kaggle
 
-crossval: $(FEATURES)  ## leave-one-source-out fold models (cache/folds/SOURCE, 10-19 min each on 2 cores, about 60 in all; the Kaggle fold is reported, not fitted on)
+crossval: $(FEATURES)  ## leave-one-source-out fold models (cache/folds/SOURCE, 6-19 min each on 2 cores, 35-60 in all; the Kaggle fold is reported, not fitted on)
 	for s in $(FOLDS); do $(PY) -m training.train --holdout-source $$s --out cache/folds/$$s || exit 1; done
 
 train: $(FEATURES)  ## the shipped model (~20 min; 16 epochs), then calibration and gates from the folds of make crossval, MODEL_CARD.md

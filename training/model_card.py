@@ -232,7 +232,7 @@ def render(model_dir: Path) -> str:
               f"{q['n_report']} others (`python -m training.fit_quality`).", "",
               table(["code", "detected (degraded copies)", "false warnings (clean photos)"],
                     [[c, pct(v.get("detection")), pct(v.get("false_warning"))] for c, v in rep["per_code"].items()]), ""]
-    s += ["## Reproduce", "`make crossval` (the four fine-tuned leave-one-source-out fold models, 10-19 min each on 2 "
+    s += ["## Reproduce", "`make crossval` (the four fine-tuned leave-one-source-out fold models, 6-19 min each on 2 "
           "cores), then `make train` (the shipped model, calibration, gates and this card, about 25 min); "
           "`.venv/bin/python -m training.crossval` compares head settings on cached frozen embeddings (experiments above). `.venv/bin/python -m training.evaluate --data DIR "
           "--out FILE.json` evaluates any class-per-folder directory through the serving pipeline.", ""]
