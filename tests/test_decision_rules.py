@@ -301,3 +301,27 @@ def test_a_fold_is_calibrated_only_on_the_infections_it_could_name():
     held = sources == "kaggle"
     assert y[crossval.nameable(feats, "kaggle") & held].tolist() == [0, 0]  # impetigo (9 elsewhere), chickenpox (0): too few
     assert not crossval.nameable(feats, "kaggle")[-1]  # never an out-of-scope photo
+
+
+def test_atlas_logo_is_recovered_from_its_photos_and_pasted_where_the_atlas_puts_it(tmp_path):
+    """training.data.atlas_logo: photos sharing a semi-transparent white logo over varied backgrounds give back its
+    alpha matte (and nothing elsewhere); paste_logo puts it bottom left at the photo's width, on any photo size."""
+    import cv2
+
+    from training import data
+
+    rng = np.random.default_rng(0)
+    truth = np.zeros((240, 320), np.float32)
+    cv2.circle(truth, (50, 190), 22, 0.7, -1)
+    paths = []
+    for i in range(60):
+        smooth = cv2.resize(rng.uniform(20, 160, (6, 8, 3)).astype(np.float32), (320, 240), interpolation=cv2.INTER_CUBIC)
+        photo = np.clip(truth[..., None] * 255 + (1 - truth[..., None]) * smooth, 0, 255).astype(np.uint8)
+        paths.append(tmp_path / f"{i}.png")
+        cv2.imwrite(str(paths[-1]), photo[..., ::-1])
+    alpha = data.atlas_logo(paths)
+    assert alpha.shape == truth.shape
+    assert abs(alpha[truth > 0].mean() - 0.7) < 0.08 and alpha[truth == 0].max() < 0.2
+    assert data.atlas_logo(paths[:10]) is None  # too few photos to tell a logo from the photos
+    pasted = data.paste_logo(np.zeros((120, 160, 3), np.uint8), alpha)  # half the size: the logo scales with the width
+    assert pasted.shape == (120, 160, 3) and pasted[95, 25].min() > 140 and pasted[:60].max() == 0 and pasted[:, 80:].max() == 0

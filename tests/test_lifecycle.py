@@ -36,8 +36,16 @@ def family(proc: subprocess.Popen) -> list[psutil.Process]:
         return []
 
 
+def command(p: psutil.Process, words: int | None = None) -> str:
+    """The process's command line; "" once it has exited or is a zombie (a short-lived child can be caught either way)."""
+    try:
+        return " ".join(p.cmdline()[:words])
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return ""
+
+
 def launcher_of(procs_: list[psutil.Process]) -> psutil.Process:
-    return next(p for p in procs_ if "skinscan.serve" in p.cmdline())
+    return next(p for p in procs_ if "skinscan.serve" in command(p))
 
 
 def wait_started(proc, api_port: int, ui_port: int, read_output, until_ready: bool, timeout: float = 300):
@@ -48,7 +56,7 @@ def wait_started(proc, api_port: int, ui_port: int, read_output, until_ready: bo
         text = read_output()  # also keeps a terminal's buffer drained
         assert proc.poll() is None, text[-3000:]
         tree = family(proc)
-        workers = [p for p in tree if "_bentoml_impl.worker.service" in " ".join(p.cmdline())]
+        workers = [p for p in tree if "_bentoml_impl.worker.service" in command(p)]
         started = procs.port_in_use(api_port) and procs.port_in_use(ui_port) and len(workers) >= 2
         if started and (not until_ready or "skinscan UI:" in text):
             return tree
@@ -67,7 +75,7 @@ def running(p: psutil.Process) -> bool:
 def assert_all_stopped(tree: list[psutil.Process], api_port: int, ui_port: int, t0: float) -> float:
     while any(running(p) for p in tree) and time.time() - t0 < STOP_WITHIN_S:
         time.sleep(0.2)
-    left = [(p.pid, " ".join(p.cmdline()[:4])) for p in tree if running(p)]
+    left = [(p.pid, command(p, 4)) for p in tree if running(p)]
     for p in tree:  # clean up before failing
         if running(p):
             p.kill()
@@ -154,7 +162,7 @@ def test_closing_the_terminal_stops_a_ready_server(tmp_path, nohup):
         master = None
         if nohup:
             time.sleep(5)
-            assert all(running(p) for p in tree), [(p.pid, " ".join(p.cmdline()[:4])) for p in tree if not running(p)]
+            assert all(running(p) for p in tree), [(p.pid, command(p, 4)) for p in tree if not running(p)]
             assert requests.get(f"http://127.0.0.1:{api_port}/readyz", timeout=10).status_code == 200
             t0 = time.time()
             os.killpg(proc.pid, signal.SIGTERM)

@@ -121,12 +121,14 @@ def test_training_smoke_round_trip(tmp_path, data_root):
     fold = train.main(["--features", str(feats), "--epochs", "1", "--holdout-source", "dermnet", "--out", str(folds / "dermnet"),
                        "--source-adversary", "0.3", "--camera", "zoom_out", "under_exposed", "--crop-min-area", "0.2"])
     assert not [layer.name for layer in fold.layers if "source" in layer.name or "reversal" in layer.name]  # training-only
-    model = train.main(["--features", str(feats), "--epochs", "1", "--out", str(out), "--mixstyle-after", "2", "4", "7", "--mixup", "0.2"])
+    model = train.main(["--features", str(feats), "--epochs", "1", "--out", str(out), "--mixstyle-after", "2", "4", "7", "--mixup", "0.2",
+                        "--atlas-logo", "0.5"])
     assert not [layer.name for layer in model.layers if "mixstyle" in layer.name]  # training-only: not exported
     seen = {d: json.loads((d / "training.json").read_text())["train_photos_by_source"] for d in (folds / "dermnet", out)}
     assert seen[folds / "dermnet"]["dermnet"] == 0 < seen[out]["dermnet"] and seen[out]["kaggle"] > 0
     fold_doc = json.loads((folds / "dermnet" / "training.json").read_text())
     assert fold_doc["camera_conditions"] == ["zoom_out", "under_exposed"] and fold_doc["crop_min_area"] == 0.2
+    assert json.loads((out / "training.json").read_text())["atlas_logo"] == 0.0  # a few atlas photos: no logo to tell
     import keras
 
     fold_weights = fold.get_weights()  # weight soups (training.soup): a soup of one model twice is that model

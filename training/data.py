@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -128,6 +129,44 @@ def shrink(rgb: np.ndarray, max_side: int = 320) -> np.ndarray:
     if scale >= 1:
         return rgb
     return cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+
+
+def atlas_logo(paths) -> np.ndarray | None:
+    """The atlas's watermark (a white logo, bottom left of every DermNet photo) as an alpha matte, estimated from its photos:
+    where the 5th percentile over the photos stands out from the rest of the bottom-left quarter is the logo; per pixel
+    there, alpha = (photo - photo with that area inpainted) / (255 - inpainted), the median over photos on dark enough
+    backgrounds. None with too few photos of one size to tell."""
+    grey = [cv2.cvtColor(load_rgb(Path(p)), cv2.COLOR_RGB2GRAY) for p in paths]
+    size = Counter(g.shape for g in grey).most_common(1)[0][0] if grey else None
+    grey = [g for g in grey if g.shape == size]
+    if len(grey) < 50:
+        return None
+    h, w = size
+    quarter = (slice(h // 2, h), slice(0, w // 2))
+    low = np.percentile(np.stack([g[quarter] for g in grey]).astype(np.float32), 5, axis=0)
+    floor = np.median(low)
+    mask = np.zeros((h, w), np.uint8)
+    mask[quarter] = (low - floor) > 0.08 * (255 - floor)
+    mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
+    alphas = []
+    for g in grey:
+        background = cv2.inpaint(g, mask, 7, cv2.INPAINT_TELEA).astype(np.float32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alphas.append(np.where((mask > 0) & (background < 175), (g - background) / (255 - background), np.nan))
+    with warnings.catch_warnings():  # outside the logo every pixel is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        alpha = np.nan_to_num(np.clip(np.nanmedian(np.stack(alphas), axis=0), 0, 1))
+    return np.where(alpha >= 0.05, alpha, 0).astype(np.float32)
+
+
+def paste_logo(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``rgb`` with the logo of ``atlas_logo`` where the atlas puts it: scaled to the photo's width, bottom left."""
+    h, w = rgb.shape[:2]
+    a = cv2.resize(alpha, (w, max(1, round(alpha.shape[0] * w / alpha.shape[1]))), interpolation=cv2.INTER_AREA)
+    full = np.zeros((h, w, 1), np.float32)
+    rows = min(h, len(a))
+    full[h - rows :, :, 0] = a[len(a) - rows :]
+    return np.clip(full * 255 + (1 - full) * rgb, 0, 255).astype(np.uint8)
 
 
 def augment(rgb: np.ndarray, rng: np.random.Generator, min_area: float = config.CROP_MIN_AREA) -> np.ndarray:

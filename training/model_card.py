@@ -175,7 +175,9 @@ def render(model_dir: Path) -> str:
           "class, each photo source weighs 1/sqrt of its photo count (`source_sqrt`), so no collection dominates.",
           "- **Augmentation**: crop/zoom, flips, rotation, colour jitter, plus photo conditions (darker skin tone, colour "
           "cast, low resolution, blur, JPEG, text overlays), so the model cannot key on a source's look"
-          + mixstyle_text(m["training"]) + ".",
+          + mixstyle_text(m["training"]) + (f"; the DermNet atlas's logo, which it stamps on every photo (mostly of other "
+          f"conditions), pasted on {m['training']['atlas_logo']:.0%} of the other sources' photos, so the logo says nothing "
+          "about the class" if m["training"].get("atlas_logo") else "") + ".",
           f"- **Calibration**: {calibration_text(cv)}",
           f"- **Unknown**: {unknown_rule_text(cv)} >= {cv['unknown_threshold']:.2f}: the score and threshold with the most "
           "right answers (mean over the held-out sources" + (" and the validation split" if cv.get("validation_in_rule", True) else "")

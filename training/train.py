@@ -75,15 +75,19 @@ def parse_args(argv=None):
     ap.add_argument("--camera", nargs="*", default=list(config.CAMERA_CONDITIONS), choices=["zoom_out", "under_exposed"],
                     help="phone-camera augmentation (training.data.camera_conditions): the spot smaller in the frame, "
                          "indoor exposure; none: off")
+    ap.add_argument("--atlas-logo", type=float, default=config.ATLAS_LOGO_RATE,
+                    help="share of the other sources' training views given the atlas's logo (config.ATLAS_LOGO_RATE)")
     ap.add_argument("--crop-min-area", type=float, default=config.CROP_MIN_AREA,
                     help="fine-tuning views: random crops of at least this share of the photo")
     return ap.parse_args(argv)
 
 
 def training_view(rgb, label: int, other_patches: float, muted_redness: bool, rng, camera=(),
-                  crop_min_area: float = config.CROP_MIN_AREA):
-    """One augmented training view: crop/flip/colour, photo conditions (and phone-camera ones); for "other",
-    sometimes a small patch first."""
+                  crop_min_area: float = config.CROP_MIN_AREA, logo=None, logo_rate: float = 0.0):
+    """One augmented training view: the atlas's logo at ``logo_rate`` (a photo of another source, when ``logo`` is
+    given), crop/flip/colour, photo conditions (and phone-camera ones); for "other", sometimes a small patch first."""
+    if logo is not None and rng.random() < logo_rate:
+        rgb = data.paste_logo(rgb, logo)
     if other_patches > 0 and label == len(config.CLASS_IDS) and rng.random() < other_patches:
         rgb = data.skin_patch(rgb, rng)
     view = data.photo_conditions(data.augment(rgb, rng, crop_min_area), rng, muted_redness)
@@ -193,6 +197,9 @@ def main(argv=None):
     paths = feats["paths"]
     idx_train, idx_val = np.where(train)[0], np.where(val)[0]
     images = {i: data.shrink(data.load_rgb(root / paths[i])) for i in tqdm(np.r_[idx_train, idx_val], desc="decode", unit="img")}
+    atlas = idx_train[sources[idx_train] == config.ATLAS_SOURCE]
+    logo = data.atlas_logo([root / paths[i] for i in atlas]) if args.atlas_logo and len(atlas) else None
+    print(f"  atlas logo on {args.atlas_logo:.0%} of the other sources' views" if logo is not None else "  no atlas logo")
     base, model = build_model(len(HEAD_LABELS), [w, b], args.seed, args.backbone, tuple(args.mixstyle_after))
     for layer in base.layers:
         name = layer.name
@@ -237,7 +244,9 @@ def main(argv=None):
         for s in bar:
             pick = order[s : s + args.batch]
             views = [training_view(images[idx_train[j]], y[idx_train[j]], args.other_patches, args.muted_redness, rng,
-                                   args.camera, args.crop_min_area) for j in pick]
+                                   args.camera, args.crop_min_area,
+                                   None if sources[idx_train[j]] == config.ATLAS_SOURCE else logo, args.atlas_logo)
+                     for j in pick]
             xb = np.stack([to_model_input(v, size, colour_constancy=cc) for v in views])
             losses.append(fit_batch(xb, pick))
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
@@ -302,6 +311,7 @@ def main(argv=None):
         "muted_redness": args.muted_redness, "mixstyle_after": args.mixstyle_after, "average_from_epoch": args.average_from,
         "label_smoothing": args.label_smoothing, "source_adversary": args.source_adversary, "mixup": args.mixup,
         "camera_conditions": args.camera, "crop_min_area": args.crop_min_area,
+        "atlas_logo": args.atlas_logo if logo is not None else 0.0,
         "weighting": args.weighting, "holdout_source": args.holdout_source, "train_on_val": args.train_on_val, "seed": args.seed,
         "train_photos": int(train.sum()), "val_photos": int(val.sum()), "history": history,
         "train_photos_by_source": {s: int(((sources == s) & train).sum()) for s in crossval.FOLDS},
