@@ -25,6 +25,8 @@ def test_every_condition_renders_an_upload_the_pipeline_answers(data_root, pipel
     assert sizes["rotated_90"] == (h, w) and sizes["wide_framing"] == (w, h)
     assert sizes["off_centre"] == (int(w * 0.7), int(h * 0.7))
     assert uploads["dim_noisy"].mean() < uploads["as_taken"].mean()
+    logo = uploads["atlas_logo"].astype(float) - uploads["as_taken"]  # brighter bottom left only
+    assert logo[h * 2 // 3 :, : w // 4].mean() > 10 and abs(logo[: h // 2]).mean() < 3 and abs(logo[:, w // 2 :]).mean() < 3
     assert abs(uploads["as_taken"].astype(float) - rgb).mean() < 3  # JPEG 92 of the photo itself
     results = pipeline.run_batch([robustness.jpeg(u) for u in uploads.values()])
     assert all(isinstance(r, dict) and r["verdict"] in ("disease", "unknown", "not_skin") for r in results)
