@@ -26,10 +26,9 @@ $(FEATURES): $(STAMP)
 
 features: $(FEATURES)  ## cache frozen-backbone embeddings of every photo in ../shared/data (cache/, ~15 min on 2 cores)
 
-FOLDS := dermnet sd198 nailweb kaggle
-
-crossval: $(FEATURES)  ## leave-one-source-out fold models (cache/folds/SOURCE, 6-19 min each on 2 cores, 35-60 in all; the Kaggle fold is reported, not fitted on)
-	for s in $(FOLDS); do $(PY) -m training.train --holdout-source $$s --out cache/folds/$$s || exit 1; done
+crossval: $(FEATURES)  ## leave-one-source-out fold models: one per source with photos of the 8, one without every out-of-scope-only source (cache/folds/FOLD; README "Training cost")
+	for s in $$($(PY) -m training.crossval --list-folds); do \
+	  $(PY) -m training.train --holdout-source $$s --out cache/folds/$$s || exit 1; done
 
 train: $(FEATURES)  ## the shipped model (~20 min; 16 epochs), then calibration and gates from the folds of make crossval, MODEL_CARD.md
 	$(PY) -m training.fit_quality

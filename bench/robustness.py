@@ -73,6 +73,17 @@ def wide_framing(rgb: np.ndarray, rng) -> np.ndarray:
     return back.astype(np.uint8)
 
 
+def on_white(rgb: np.ndarray) -> np.ndarray:
+    """The photo at 60% of the side, centred on a plain white surround (a product-shot or scanner look; the healthy
+    hands in training are on white, so "white background -> healthy" would be a shortcut)."""
+    h, w = rgb.shape[:2]
+    canvas = np.full((h, w, 3), 255, np.uint8)
+    small = cv2.resize(rgb, (max(1, int(w * 0.6)), max(1, int(h * 0.6))), interpolation=cv2.INTER_AREA)
+    y0, x0 = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
+    canvas[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
+    return canvas
+
+
 def off_centre(rgb: np.ndarray, rng) -> np.ndarray:
     """Half the photo's area, from a corner: part of the lesion out of frame."""
     h, w = rgb.shape[:2]
@@ -106,6 +117,7 @@ CONDITIONS = {
     "rotated_90": ("the phone turned: rotated 90 degrees", lambda im, rng: jpeg(np.rot90(im))),
     "off_centre": ("framed off-centre: 70% of each side from a corner", lambda im, rng: jpeg(off_centre(im, rng))),
     "wide_framing": ("taken from further away: the photo at 45% of the side on a blurred background", lambda im, rng: jpeg(wide_framing(im, rng))),
+    "on_white": ("on a white background: the photo at 60% of the side, centred on white", lambda im, rng: jpeg(on_white(im))),
     "darker_skin": ("a darker-skin rendering: lightness x0.35-0.7, redness muted, browner", lambda im, rng: jpeg(darker(im, rng))),
     "atlas_logo": ("the DermNet atlas's logo pasted where the atlas stamps it (its own photos, which carry it, as taken)",
                    lambda im, rng: jpeg(data.paste_logo(im, atlas_logo()))),
@@ -137,9 +149,10 @@ def test_photos(model_dir: Path) -> list[tuple[Path, str, str, int]]:
 def outcome(result, label: int) -> dict:
     if isinstance(result, InputError):
         return {"verdict": "refused_quality" if result.code == "unusable_image" else result.code, "top1": None}
+    named = [c["id"] for c in result.get("candidates", [])]
     return {"verdict": result["verdict"], "top1": config.CLASS_IDS.index(result["differential"][0]["id"])
-            if result["differential"] else None, "right": result["verdict"] == "disease" and result["disease"]["id"] == config.CLASS_IDS[label]
-            if label >= 0 else None}
+            if result["differential"] else None, "right": result["verdict"] == "disease" and named == [config.CLASS_IDS[label]]
+            if label >= 0 else None, "useful": config.CLASS_IDS[label] in named if label >= 0 else None}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -148,6 +161,8 @@ def summarise(rows: list[dict]) -> dict:
     if dis:
         out["in_scope"] = {"n": len(dis), **{k: round(float(np.mean([f(r) for r in dis])), 3) for k, f in {
             "right_answer": lambda r: bool(r.get("right")),
+            "useful": lambda r: bool(r.get("useful")),
+            "uncertain": lambda r: r["verdict"] == "uncertain",
             "top1": lambda r: r["top1"] == r["label"],
             "called_unknown": lambda r: r["verdict"] == "unknown",
             "refused_quality": lambda r: r["verdict"] == "refused_quality",
@@ -155,7 +170,8 @@ def summarise(rows: list[dict]) -> dict:
     for kind in ("other", "healthy"):
         sel = [r for r in rows if r["kind"] == kind]
         if sel:
-            out[kind] = {"n": len(sel), "given_a_disease": round(float(np.mean([r["verdict"] == "disease" for r in sel])), 3)}
+            out[kind] = {"n": len(sel), **{k: round(float(np.mean([r["verdict"] == v for r in sel])), 3)
+                                           for k, v in (("given_a_disease", "disease"), ("uncertain", "uncertain"))}}
     return out
 
 
@@ -165,14 +181,14 @@ def fold_models(dirs: list[str], shipped: Pipeline) -> dict:
     from sklearn.metrics import roc_auc_score
 
     from skinscan.classifier import KerasClassifier
-    from skinscan.unknown_gate import unknown_scores
+    from skinscan.unknown_gate import tiers, unknown_scores
     from training import crossval
 
     feats = crossval.load_features(config.BACKBONE)
     test = crossval.grouped_masks(feats, config.SEED)["test"]
     out = {}
     for d in dirs:
-        for source in crossval.FOLDS:
+        for source in crossval.fold_names(feats):
             fold = Path(d) / source
             if source in crossval.REPORT_ONLY or not (fold / "model.keras").exists():
                 continue
@@ -185,11 +201,12 @@ def fold_models(dirs: list[str], shipped: Pipeline) -> dict:
                                              clf.input_size, colour_constancy=clf.colour_constancy) for i, im in enumerate(images)])
                 logits = np.concatenate([clf.forward(x[i : i + 32])[0] for i in range(0, len(x), 32)])
                 score = unknown_scores(logits, shipped.temperature, len(config.CLASS_IDS), shipped.unknown.top)
-                named = score < shipped.unknown.threshold
+                named = tiers(logits, shipped.temperature, len(config.CLASS_IDS), shipped.unknown.top,
+                              shipped.unknown.threshold, shipped.unknown.confident) == "disease"
                 top1 = logits[:, : len(config.CLASS_IDS)].argmax(1) == y
-                row = {"n_in_scope": int(in_scope.sum()), "top1": round(float(top1[in_scope].mean()), 3),
-                       "auroc": round(float(roc_auc_score(~in_scope, score)), 3),
-                       "right_answer": round(float((named & top1)[in_scope].mean()), 3),
+                row = {"n_in_scope": int(in_scope.sum()), "top1": round(float(top1[in_scope].mean()), 3) if in_scope.any() else None,
+                       "auroc": round(float(roc_auc_score(~in_scope, score)), 3) if 0 < in_scope.sum() < len(in_scope) else None,
+                       "right_answer": round(float((named & top1)[in_scope].mean()), 3) if in_scope.any() else None,
                        "out_of_scope_given_a_disease": round(float(named[~in_scope].mean()), 3)}
                 out.setdefault(d, {}).setdefault(source, {})[name] = row
                 print(f"  {d} {source} {name}: {json.dumps(row)}", flush=True)

@@ -11,11 +11,13 @@ ERROR = {"type": "object", "required": ["error"], "additionalProperties": False,
 ENTRY = {"type": "object", "required": ["id", "name", "probability"], "properties": {
     "id": {"type": "string"}, "name": {"type": "string"}, "probability": {"type": "number", "minimum": 0, "maximum": 1}}}
 
-RESULT = {"type": "object", "required": ["verdict", "message", "disease", "differential", "quality", "skin", "unknown",
-                                         "info", "model", "timings_ms", "disclaimer"], "properties": {
-    "verdict": {"type": "string", "enum": ["disease", "unknown", "not_skin"]},
+RESULT = {"type": "object", "required": ["verdict", "message", "disease", "candidates", "differential", "quality", "skin",
+                                         "unknown", "info", "model", "timings_ms", "disclaimer"], "properties": {
+    "verdict": {"type": "string", "enum": ["disease", "uncertain", "unknown", "not_skin"]},
     "message": {"type": "string", "description": "what the verdict means for the person, in plain words"},
     "disease": {**ENTRY, "nullable": True},
+    "candidates": {"type": "array", "maxItems": 2, "items": ENTRY,
+                   "description": "the infections the answer names: the disease, the two likeliest when uncertain, else none"},
     "differential": {"type": "array", "maxItems": config.TOP_K, "items": ENTRY},
     "quality": {"type": "object", "required": ["ok", "warnings", "metrics"], "properties": {
         "ok": {"type": "boolean"},
@@ -23,8 +25,9 @@ RESULT = {"type": "object", "required": ["verdict", "message", "disease", "diffe
         "metrics": {"type": "object"}}},
     "skin": {"type": "object", "required": ["is_skin", "score"],
              "properties": {"is_skin": {"type": "boolean"}, "score": {"type": "number"}}},
-    "unknown": {"type": "object", "required": ["is_unknown", "score"],
-                "properties": {"is_unknown": {"type": "boolean"}, "score": {"type": "number"}}},
+    "unknown": {"type": "object", "required": ["is_unknown", "score", "confidence"],
+                "properties": {"is_unknown": {"type": "boolean"}, "score": {"type": "number"},
+                               "confidence": {"type": "number", "minimum": 0, "maximum": 1}}},
     "info": {"type": "object", "nullable": True, "required": ["id", "name", "urgency"]},
     "model": {"type": "object", "required": ["name", "version"]},
     "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},

@@ -229,6 +229,6 @@ def model_summary() -> dict:
     keep = ("n", "accuracy", "macro_f1", "ece_before_scaling", "ece_after_scaling", "per_class", "confusion_matrix",
             "model", "split", "test_decisions", "test_by_source")
     return {"test": {k: metrics[k] for k in keep if k in metrics}, "gates": gates,
-            "unseen_sources": {"folds": crossval["folds"], "table": crossval["table"],
+            "unseen_sources": {"folds": crossval.get("held_out_sources", crossval["folds"]), "table": crossval["table"],
                                "report_only": crossval.get("report_only", {})},
             "figures": ["/model/confusion_matrix.png", "/model/reliability.png"]}

@@ -71,7 +71,12 @@ def format_result(name: str, r: dict) -> str:
     if r["verdict"] == "not_skin":
         lines.append(f"  not a skin image (skin score {r['skin']['score']:.2f})")
     elif r["verdict"] == "unknown":
-        lines.append("  not one of the 8 conditions skinscan recognises (unknown condition)")
+        lines.append("  does not look like any of the 8 conditions skinscan recognises (unknown condition)")
+    elif r["verdict"] == "uncertain":
+        a, b = r["candidates"]
+        lines.append(f"  not sure: looks most like {a['name']} ({a['probability']:.0%}) or {b['name']} "
+                     f"({b['probability']:.0%}), or it may be another condition")
+        lines.append("  see a doctor or pharmacist; a sharp, well-lit close-up may give a clearer answer")
     else:
         d, info = r["disease"], r["info"]
         lines.append(f"  most likely: {d['name']} ({d['probability']:.0%}); urgency: {info['urgency'].replace('_', ' ')}")
@@ -104,7 +109,8 @@ def main(argv=None) -> int:
     s = sub.add_parser("scan", help="run the pipeline in-process on every image under DIR")
     s.add_argument("dir")
     s.add_argument("--out", help="write JSON lines here (default: stdout)")
-    s.add_argument("--summary", action="store_true", help="print verdict counts")
+    s.add_argument("--summary", action="store_true",
+                   help="print counts by verdict (disease, uncertain, unknown, not_skin) and error code")
     s.add_argument("--batch", type=int, default=16)
     s.add_argument("--model", default=str(config.MODEL_DIR))
     s.set_defaults(func=scan)

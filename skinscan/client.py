@@ -151,7 +151,10 @@ class Client:
 
     # --- API --------------------------------------------------------------------------------
     def predict(self, photo: Photo) -> dict:
-        """The result for one photo (a path or its bytes); ClientError for a rejected photo or a failed call."""
+        """The result for one photo (a path or its bytes); ClientError for a rejected photo or a failed call.
+
+        ``verdict`` is ``disease`` (confident), ``uncertain`` (one of the 8, but not sure which: ``candidates`` names
+        the two likeliest, ``disease`` is None), ``unknown`` (none of the 8) or ``not_skin``."""
         return self._json("POST", "/predict", dict, files=[_file_field(photo)])
 
     def predict_batch(self, photos: list[Photo]) -> list[dict]:

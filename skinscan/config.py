@@ -76,11 +76,16 @@ VERDICT_MESSAGES = {  # the plain-language "message" of every result
     "disease_or": "This photo looks most like {name}, but {second} is nearly as likely: the two can look alike in a "
                   "photo. This is not a diagnosis: read what to do next, and see a doctor or pharmacist to tell them "
                   "apart.",
-    "unknown": "None of the 8 infections skinscan knows is visible in this photo. It may be healthy skin or a "
-               "different skin condition, which skinscan cannot name. If the spot is small in the picture, try again "
-               "with a close-up of it that fills most of the picture, in good light (photos from further away are "
-               "often answered this way). If you are still worried, or it is painful, spreading, hot, blistering or "
-               "you feel unwell, see a doctor or pharmacist.",
+    # the photo looks like one of the 8, but the model cannot settle which one, or whether it is one at all
+    "uncertain": "This photo looks most like {name} or {second}, but skinscan is not sure: it may also be another "
+                 "condition. This is not a diagnosis. Show the skin to a doctor or pharmacist, who can tell these apart, "
+                 "especially if it is painful, spreading, hot or blistering or you feel unwell. A sharp, well-lit "
+                 "close-up of the affected skin that fills most of the picture may give a clearer answer.",
+    "unknown": "This photo does not look like any of the 8 infections skinscan knows. It may be healthy skin or a "
+               "different skin condition, which skinscan cannot name. skinscan misses some infections, so this does not "
+               "rule one out. If the spot is small in the picture, try again with a close-up of it that fills most of the "
+               "picture, in good light. If you are worried, or it is painful, spreading, hot, blistering or you feel "
+               "unwell, see a doctor or pharmacist.",
     "not_skin": "This does not look like a photo of skin, so it was not checked. Take a clear, well-lit close-up of "
                 "the affected skin that fills most of the picture, and try again.",
 }
@@ -95,8 +100,15 @@ COLOUR_CONSTANCY = False  # shades-of-grey in the model's preprocessing (trainin
 OTHER_PATCHES = 0.0  # share of "other" training views that are small patches (healthy skin around a condition)
 MUTED_REDNESS = False  # darker-skin augmentation also mutes redness (erythema shows less red on darker skin)
 MIXSTYLE_AFTER = ()  # backbone blocks followed by MixStyle in training (feature-statistics mixing across photos)
-EPOCHS = 16  # training.train: fine-tuning epochs (8 until 2026-11-29: the training loss was still falling)
-AVERAGE_FROM_EPOCH = 9  # training.train: 0 keeps the best validation epoch; N averages the weights of epochs N..last
+# training.train: fine-tuning epochs (8 until 2026-11-29, then 16 while the training loss was still falling; 8 again since
+# the data grew (2026-12): an epoch now holds all ~900 training photos of the 8 + OTHER_PER_EPOCH, and the 7 fold
+# models of make crossval share the shipped recipe, so the thresholds they set fit the shipped model)
+EPOCHS = 8
+# training.train --other-per-epoch: an epoch takes every training photo of the 8 and this many out-of-scope photos, drawn
+# anew each epoch by loss weight (0: all). Since the data grew to 5,587 out-of-scope photos (2026-12), all of them every
+# epoch took 63 minutes for make train on 2 cores
+OTHER_PER_EPOCH = 1000
+AVERAGE_FROM_EPOCH = 5  # training.train: 0 keeps the best validation epoch; N averages the weights of epochs N..last
 # training.train --train-on-val: fit on the validation split too (nothing is picked on it since the weights are averaged
 # over the last epochs). Measured and not kept: right answers on new sources unchanged, calibration carried over worse
 TRAIN_ON_VALIDATION = False
@@ -116,16 +128,18 @@ ATLAS_SOURCE = "dermnet"
 ATLAS_LOGO_RATE = 0.0
 LABEL_SMOOTHING = 0.0  # training.train: share of each target spread over the 9 classes in fine-tuning
 HEAD_C = 1.0  # inverse L2 strength of the logistic head (phase 1 and training.crossval)
-# The unknown threshold (training.crossval.choose_threshold): as many right answers as possible while no held-out
-# photo source gets a disease for more than this share of its other-condition or healthy photos. The floor the
-# product is held to is 0.35 on average; 0.25 on the worst source we have leaves room for sources we have not.
-UNKNOWN_MAX_OUT_OF_SCOPE = 0.25
-# The unknown score is 1 - the probability mass of the N likeliest diseases (skinscan.unknown_gate); training.calibrate
-# tries these N and keeps the one with the most right answers under the cap above (gates.json "top_diseases"); N
-# within UNKNOWN_TOP_TIE of the best count as a tie, won by the larger N: a photo split between two infections (chickenpox
-# or shingles) stays in scope and its message names both.
-UNKNOWN_TOP_CHOICES = (1, 2, 3)
-UNKNOWN_TOP_TIE = 0.01
+# Three tiers of answer (skinscan.unknown_gate), from the 9-way calibrated head: "unknown" (none of the 8) when 1 - the
+# probability of the UNKNOWN_TOP_DISEASES likeliest infections is at least the unknown threshold, else "disease" when the
+# likeliest infection has at least the confident threshold of probability, else "uncertain" (naming the two likeliest). training.calibrate (crossval.choose_tiers) sets both on the leave-one-source-out folds, for the worst
+# held-out source: the unknown threshold is the lowest that calls no source's photos of the 8 "unknown" more than
+# TIER_MAX_NONE_OF_8; the confident threshold the lowest that gives a confident disease to at most TIER_MAX_OTHER_MEAN of
+# the other-condition photos on average over the held-out sources, TIER_MAX_OTHER_WORST on any one, and TIER_MAX_HEALTHY
+# of any source's healthy skin. The product floors are 0.10 / 0.12 / 0.30 / 0.05: the margins are for sources we lack.
+UNKNOWN_TOP_DISEASES = 2
+TIER_MAX_NONE_OF_8 = 0.08
+TIER_MAX_OTHER_MEAN = 0.10
+TIER_MAX_OTHER_WORST = 0.25
+TIER_MAX_HEALTHY = 0.04
 
 # --- containers (podman, no registry: deploy/images.py) ------------------
 CONTAINER_CACHE = Path(os.environ.get("SKINSCAN_CONTAINER_CACHE", ROOT / "cache" / "containers"))  # wheelhouses

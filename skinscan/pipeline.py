@@ -1,6 +1,7 @@
 """The request pipeline, read top to bottom:
 
-    decode/validate -> quality -> (model forward) -> skin -> classify -> unknown -> disease information
+    decode/validate -> quality -> (model forward) -> skin -> classify -> tier (disease / uncertain / unknown)
+    -> disease information
 
 Plain Python, no web framework: the BentoML service, ``skinscan scan`` and the evaluation all call it.
 The model forward pass is pluggable so the HTTP service can run it in its own batching service.
@@ -82,23 +83,24 @@ class Pipeline:
         probs = self.disease_probabilities(logits[None])[0]  # "which of the 8", calibrated
         order = np.argsort(probs)[::-1]
         differential = [self._entry(i, probs[i]) for i in order[: config.TOP_K]]
-        if not skin["is_skin"]:
-            verdict, disease, differential = "not_skin", None, []
-        elif unknown["is_unknown"]:
-            verdict, disease = "unknown", None
-        else:
-            verdict, disease = "disease", differential[0]
+        tier = unknown.pop("tier")
+        verdict = tier if skin["is_skin"] else "not_skin"
+        if verdict == "not_skin":
+            differential = []
+        disease = differential[0] if verdict == "disease" else None
+        candidates = differential[: {"disease": 1, "uncertain": 2}.get(verdict, 0)]  # the infections the answer names
         info = self.cards[disease["id"]] if disease else None
-        runner_up = differential[1] if verdict == "disease" and len(differential) > 1 else None
-        close_call = runner_up is not None and runner_up["probability"] >= config.CLOSE_CALL * disease["probability"]
-        message = (config.VERDICT_MESSAGES["disease_or"].format(name=disease["name"], second=runner_up["name"]) if close_call
-                   else config.VERDICT_MESSAGES[verdict].format(name=disease["name"] if disease else ""))
+        first, second = (differential + [None, None])[:2]
+        close_call = verdict == "disease" and second is not None and second["probability"] >= config.CLOSE_CALL * first["probability"]
+        key = "disease_or" if close_call else verdict
+        message = config.VERDICT_MESSAGES[key].format(name=first["name"] if first else "", second=second["name"] if second else "")
         timings = {**prepared.timings_ms, "model": round(model_ms, 1), "gates": _ms(t0)}
         timings["total"] = round(sum(timings.values()), 1)
         return {
             "verdict": verdict,
             "message": message,
             "disease": disease,
+            "candidates": candidates,
             "differential": differential,
             "quality": prepared.quality,
             "skin": skin,

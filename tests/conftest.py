@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import http.server
+import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -34,6 +36,35 @@ def pipeline(model_dir):
     from skinscan.pipeline import Pipeline
 
     return Pipeline(model_dir)
+
+
+UNCERTAIN_CONFIDENT = 0.9999  # gates.json "unknown"."confident" of the copied model below
+
+
+@pytest.fixture(scope="session")
+def uncertain_model_dir(model_dir, tmp_path_factory) -> Path:
+    """A copy of the shipped model (without model.keras) whose gates.json names a disease only at a 9-way probability
+    of UNCERTAIN_CONFIDENT: a real photo of the 8 that is not unknown comes back "uncertain"."""
+    out = tmp_path_factory.mktemp("uncertain") / model_dir.name
+    shutil.copytree(model_dir, out, ignore=shutil.ignore_patterns("model.keras"))
+    gates = json.loads((out / "gates.json").read_text())
+    gates["unknown"]["confident"] = UNCERTAIN_CONFIDENT
+    (out / "gates.json").write_text(json.dumps(gates, indent=2))
+    return out
+
+
+@pytest.fixture(scope="session")
+def uncertain_sample(uncertain_model_dir, data_root) -> tuple[Path, dict]:
+    """The first of the first 8 shingles photos (sorted) that the copied model answers "uncertain", and its result."""
+    from skinscan.pipeline import Pipeline
+
+    photos = sorted((data_root / "skin8" / "train" / "shingles").iterdir())[:8]
+    results = Pipeline(uncertain_model_dir).run_batch([p.read_bytes() for p in photos])
+    for path, result in zip(photos, results):
+        if isinstance(result, dict) and result["verdict"] == "uncertain":
+            return path, result
+    pytest.fail(f"none of {len(photos)} shingles photos is 'uncertain' at confident={UNCERTAIN_CONFIDENT}: "
+                f"{[getattr(r, 'code', None) or r['verdict'] for r in results]}")
 
 
 @pytest.fixture(scope="session")

@@ -59,10 +59,10 @@ def test_predict_result_shape(api_url):
     r = post(f"{api_url}/predict", files={"image": ("photo.jpg", real_photo(), "image/jpeg")})
     assert r.status_code == 200, r.text
     res = r.json()
-    assert res["verdict"] in ("disease", "unknown")  # a test-split shingles photo is skin
+    assert res["verdict"] in ("disease", "uncertain", "unknown")  # a test-split shingles photo is skin
     assert "shingles" in [d["id"] for d in res["differential"]], res["differential"]
-    assert set(res) >= {"verdict", "disease", "differential", "quality", "skin", "unknown", "info", "model",
-                        "timings_ms", "disclaimer"}
+    assert set(res) >= {"verdict", "disease", "candidates", "differential", "quality", "skin", "unknown", "info",
+                        "model", "timings_ms", "disclaimer"}
     assert res["skin"]["is_skin"] is True  # a real shingles photo is skin
     assert len(res["differential"]) == 3
     probs = [d["probability"] for d in res["differential"]]
@@ -70,6 +70,8 @@ def test_predict_result_shape(api_url):
     assert all(d["id"] in config.CLASS_IDS for d in res["differential"])
     if res["verdict"] == "disease":
         assert res["disease"] == res["differential"][0] and res["info"]["id"] == res["disease"]["id"]
+    assert res["candidates"] == res["differential"][: {"disease": 1, "uncertain": 2}.get(res["verdict"], 0)]
+    assert 0 <= res["unknown"]["confidence"] <= 1
     assert set(res["quality"]) == {"ok", "warnings", "metrics"}
     assert res["model"]["name"] == config.MODEL_NAME
     assert "not a medical diagnosis" in res["disclaimer"]
@@ -135,8 +137,8 @@ def test_batch_with_one_broken_file(api_url):
     single = post(f"{api_url}/predict", files={"image": ("broken.jpg", b"garbage bytes", "image/jpeg")}).json()
     assert out[1] == single == {"error": {"code": "not_an_image", "message": single["error"]["message"]}}
     assert "not an image" in out[1]["error"]["message"]
-    assert out[0]["verdict"] in ("disease", "unknown") and "shingles" in [d["id"] for d in out[0]["differential"]]
-    assert out[2]["verdict"] in ("disease", "unknown") and "nail_fungus" in [d["id"] for d in out[2]["differential"]]
+    assert out[0]["verdict"] in ("disease", "uncertain", "unknown") and "shingles" in [d["id"] for d in out[0]["differential"]]
+    assert out[2]["verdict"] in ("disease", "uncertain", "unknown") and "nail_fungus" in [d["id"] for d in out[2]["differential"]]
 
 
 def test_diseases(api_url):
@@ -169,7 +171,7 @@ def test_metrics_count_verdicts_and_errors(api_url):
     assert metric(after, "skinscan_input_errors_total", 'code="not_an_image"') == \
         metric(before, "skinscan_input_errors_total", 'code="not_an_image"') + 1
     verdict = r.json()["verdict"]
-    for v in ("disease", "unknown", "not_skin"):  # exactly one more for the dark photo's verdict, none for the others
+    for v in ("disease", "uncertain", "unknown", "not_skin"):  # exactly one more for the dark photo's verdict, none for the others
         assert metric(after, "skinscan_verdicts_total", f'verdict="{v}"') == \
             metric(before, "skinscan_verdicts_total", f'verdict="{v}"') + (v == verdict)
     assert metric(after, "skinscan_quality_warnings_total", 'code="too_dark"') == \
@@ -254,4 +256,4 @@ def test_server_still_answers_after_everything(api_url):
     # runs last in this module: every bad request above must have left the server healthy
     assert requests.get(f"{api_url}/readyz", timeout=10).status_code == 200
     r = post(f"{api_url}/predict", files={"image": ("photo.jpg", real_photo(), "image/jpeg")})
-    assert r.status_code == 200 and r.json()["verdict"] in ("disease", "unknown")
+    assert r.status_code == 200 and r.json()["verdict"] in ("disease", "uncertain", "unknown")

@@ -25,8 +25,8 @@ from conftest import ARTIFACTS
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
-RESULT_KEYS = {"verdict", "disease", "differential", "quality", "skin", "unknown", "info", "model", "timings_ms",
-               "disclaimer"}
+RESULT_KEYS = {"verdict", "disease", "candidates", "differential", "quality", "skin", "unknown", "info", "model",
+               "timings_ms", "disclaimer"}
 FIGURES: dict = {}
 
 pytestmark = pytest.mark.slow

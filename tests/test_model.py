@@ -154,7 +154,9 @@ def test_training_smoke_round_trip(tmp_path, data_root):
     assert json.loads((out / "labels.json").read_text())["labels"] == config.CLASS_IDS + [config.OTHER_LABEL]
     cv = json.loads((out / "crossval.json").read_text())
     assert cv["folds"] == ["dermnet"] and "dermnet" in cv["table"] and cv["temperature"] > 0
-    assert cv["validation_in_rule"] is not config.TRAIN_ON_VALIDATION  # a split the model was fitted on chooses nothing
+    gates = json.loads((out / "gates.json").read_text())["unknown"]
+    assert gates == {k: cv["rule"][k] for k in ("method", "top_diseases", "threshold", "confident")}
+    assert cv["held_out_sources"] == ["dermnet"] and cv["rule"]["met"]["none_of_8_worst"] <= config.TIER_MAX_NONE_OF_8
     assert "never seen (leave-one-source-out)" in (out / "MODEL_CARD.md").read_text()
     x = np.stack([to_model_input(skimage.data.coffee()), to_model_input(skimage.data.chelsea())])
     logits_before, emb_before = (np.asarray(a) for a in model.predict(x, verbose=0))

@@ -44,29 +44,54 @@ TOLERANCE = 0.12
 def test_result_shape(pipeline, data_root):
     photo = sorted((data_root / "skin8" / "train" / "shingles").iterdir())[0]
     r = pipeline.run(photo.read_bytes())
-    assert r["verdict"] in ("disease", "unknown", "not_skin")
+    assert r["verdict"] in ("disease", "uncertain", "unknown", "not_skin")
     assert [d["id"] for d in r["differential"]][0] in config.CLASS_IDS and len(r["differential"]) == 3
+    named = {"disease": 1, "uncertain": 2}.get(r["verdict"], 0)
+    assert r["candidates"] == r["differential"][:named]
     assert set(r["timings_ms"]) >= {"decode", "quality", "model", "gates", "total"}
     assert r["model"]["name"] == config.MODEL_NAME and r["disclaimer"] == config.DISCLAIMER
     assert 0.0 <= r["skin"]["score"] <= 1.0 and isinstance(r["unknown"]["is_unknown"], bool)
+    assert 0.0 <= r["unknown"]["confidence"] <= 1.0
+
+
+def test_uncertain_names_the_two_likeliest(uncertain_sample, uncertain_model_dir):
+    """A model whose confident threshold a real photo does not reach answers "uncertain": no disease, no card, the
+    two likeliest named as candidates and in the message."""
+    from conftest import UNCERTAIN_CONFIDENT
+
+    photo, r = uncertain_sample
+    assert r["verdict"] == "uncertain" and r["skin"]["is_skin"] is True
+    assert r["disease"] is None and r["info"] is None
+    a, b = r["candidates"]
+    assert r["candidates"] == r["differential"][:2] and a["probability"] >= b["probability"]
+    assert r["message"] == config.VERDICT_MESSAGES["uncertain"].format(name=a["name"], second=b["name"])
+    assert f"{a['name']} or {b['name']}" in r["message"] and "not sure" in r["message"]
+    threshold = json.loads((uncertain_model_dir / "gates.json").read_text())["unknown"]["threshold"]
+    assert r["unknown"]["is_unknown"] is False and r["unknown"]["score"] < threshold
+    assert r["unknown"]["confidence"] < UNCERTAIN_CONFIDENT
 
 
 def test_close_call_names_the_runner_up(pipeline, data_root):
-    """A disease verdict whose runner-up is nearly as likely says so; a clear one names one infection."""
+    """Two likely infections: in scope (top-2 unknown score), and the answer names both: a confident disease whose
+    runner-up is nearly as likely says so, an uncertain one names the pair; a clear one names one infection."""
     photo = sorted((data_root / "skin8" / "train" / "shingles").iterdir())[0]
     prepared = pipeline.prepare(photo.read_bytes())
     _, (embedding,) = pipeline.forward(prepared.model_input[None])
     n = pipeline.n_logits
     chickenpox, shingles = pipeline.labels.index("chickenpox"), pipeline.labels.index("shingles")
-    close, clear = np.full(n, -6.0), np.full(n, -6.0)
-    close[[shingles, chickenpox]] = [3.0, 2.7]
-    clear[shingles] = 4.0
+    close, clear = np.full(n, -9.0), np.full(n, -9.0)
+    close[[shingles, chickenpox]] = [5.0, 5.0 - np.log(1.5)]  # 0.6 / 0.4
+    clear[shingles] = 9.0
     r_close, r_clear = pipeline.finish(prepared, close, embedding), pipeline.finish(prepared, clear, embedding)
-    assert r_close["verdict"] == r_clear["verdict"] == "disease"  # two likely infections: in scope (top-2 unknown score)
-    assert r_close["disease"]["id"] == r_clear["disease"]["id"] == "shingles"
-    assert r_close["message"] == config.VERDICT_MESSAGES["disease_or"].format(name=r_close["disease"]["name"],
-                                                                             second=r_close["differential"][1]["name"])
-    assert "nearly as likely" in r_close["message"] and r_close["differential"][1]["id"] == "chickenpox"
+    first, second = r_close["differential"][:2]
+    assert (first["id"], second["id"]) == ("shingles", "chickenpox")
+    if r_close["unknown"]["confidence"] >= pipeline.unknown.confident:
+        assert r_close["verdict"] == "disease" and r_close["disease"]["id"] == "shingles"
+        assert r_close["message"] == config.VERDICT_MESSAGES["disease_or"].format(name=first["name"], second=second["name"])
+    else:  # the model's confident threshold is above 0.6
+        assert r_close["verdict"] == "uncertain" and r_close["candidates"] == [first, second]
+        assert r_close["message"] == config.VERDICT_MESSAGES["uncertain"].format(name=first["name"], second=second["name"])
+    assert r_clear["verdict"] == "disease" and r_clear["disease"]["id"] == "shingles"
     assert r_clear["message"] == config.VERDICT_MESSAGES["disease"].format(name=r_clear["disease"]["name"])
 
 
@@ -110,7 +135,7 @@ def test_in_scope_test_photos_are_classified(pipeline, split, data_root, measure
     for r in results:
         if r["verdict"] == "disease":
             assert r["info"]["id"] == r["disease"]["id"] and r["info"]["symptoms"]
-            assert r["disease"] == r["differential"][0]
+            assert r["disease"] == r["differential"][0] and r["candidates"] == [r["disease"]]
 
 
 def test_non_skin_photos_are_rejected(pipeline, data_root, measured):
@@ -119,13 +144,14 @@ def test_non_skin_photos_are_rejected(pipeline, data_root, measured):
     rejected = [r["verdict"] == "not_skin" for r in results]
     assert np.mean(rejected) >= 1 - measured["non_skin_accepted"] - TOLERANCE, \
         [p.name for p, ok in zip(photos, rejected) if not ok]
-    assert all(r["disease"] is None and r["differential"] == [] and r["info"] is None
+    assert all(r["disease"] is None and r["differential"] == r["candidates"] == [] and r["info"] is None
                for r, ok in zip(results, rejected) if ok)
 
 
 def test_other_conditions_and_healthy_skin_are_not_given_a_disease(pipeline, split, data_root, measured):
     """Test-split photos of other conditions and healthy nails (never trained on): still skin, and given a disease
-    no more often than metrics.json says; healthy skin gets the "none of the 8 is visible" message."""
+    no more often than metrics.json says; an unknown answer names no candidate and says the photo does not look like
+    any of the 8."""
     by_condition = {}
     for f, v in sorted(split["other_files"].items()):
         if v["split"] == "test":
@@ -137,8 +163,8 @@ def test_other_conditions_and_healthy_skin_are_not_given_a_disease(pipeline, spl
     assert given <= measured["out_of_scope_given_disease"] + TOLERANCE, (given, len(files))
     for r in results:
         if r["verdict"] == "unknown":
-            assert r["disease"] is None and r["info"] is None and len(r["differential"]) == 3
-            assert r["message"] == config.VERDICT_MESSAGES["unknown"] and "None of the 8" in r["message"]
+            assert r["disease"] is None and r["info"] is None and len(r["differential"]) == 3 and r["candidates"] == []
+            assert r["message"] == config.VERDICT_MESSAGES["unknown"] and "any of the 8" in r["message"]
 
 
 def test_quality_warning_reaches_the_result(pipeline, data_root):

@@ -29,16 +29,19 @@ def test_every_condition_renders_an_upload_the_pipeline_answers(data_root, pipel
     assert logo[h * 2 // 3 :, : w // 4].mean() > 10 and abs(logo[: h // 2]).mean() < 3 and abs(logo[:, w // 2 :]).mean() < 3
     assert abs(uploads["as_taken"].astype(float) - rgb).mean() < 3  # JPEG 92 of the photo itself
     results = pipeline.run_batch([robustness.jpeg(u) for u in uploads.values()])
-    assert all(isinstance(r, dict) and r["verdict"] in ("disease", "unknown", "not_skin") for r in results)
+    assert all(isinstance(r, dict) and r["verdict"] in ("disease", "uncertain", "unknown", "not_skin") for r in results)
 
 
 def test_summary_counts_what_a_user_sees():
-    rows = [{"kind": "disease", "label": 0, "top1": 0, "verdict": "disease", "right": True},
-            {"kind": "disease", "label": 1, "top1": 1, "verdict": "unknown", "right": False},
+    rows = [{"kind": "disease", "label": 0, "top1": 0, "verdict": "disease", "right": True, "useful": True},
+            {"kind": "disease", "label": 1, "top1": 1, "verdict": "unknown", "right": False, "useful": False},
             {"kind": "disease", "label": 2, "top1": None, "verdict": "refused_quality"},
+            {"kind": "disease", "label": 3, "top1": 4, "verdict": "uncertain", "right": False, "useful": True},
             {"kind": "other", "label": -1, "top1": 3, "verdict": "disease"},
+            {"kind": "other", "label": -1, "top1": 3, "verdict": "uncertain"},
             {"kind": "healthy", "label": -1, "top1": 3, "verdict": "unknown"}]
     s = robustness.summarise(rows)
-    assert s["in_scope"] == {"n": 3, "right_answer": 0.333, "top1": 0.667, "called_unknown": 0.333,
-                             "refused_quality": 0.333, "rejected_not_skin": 0.0}
-    assert s["other"] == {"n": 1, "given_a_disease": 1.0} and s["healthy"] == {"n": 1, "given_a_disease": 0.0}
+    assert s["in_scope"] == {"n": 4, "right_answer": 0.25, "useful": 0.5, "uncertain": 0.25, "top1": 0.5,
+                             "called_unknown": 0.25, "refused_quality": 0.25, "rejected_not_skin": 0.0}
+    assert s["other"] == {"n": 2, "given_a_disease": 0.5, "uncertain": 0.5}
+    assert s["healthy"] == {"n": 1, "given_a_disease": 0.0, "uncertain": 0.0}

@@ -47,3 +47,26 @@ def test_scan_mixed_folder(tmp_path, data_root, model_dir):
     counts = json.loads(summary)
     assert counts["images"] == 5 and sum(counts["verdicts"].values()) == 5, counts
     assert counts["verdicts"].get("not_skin", 0) >= 1
+
+
+def test_scan_and_readable_output_of_an_uncertain_answer(tmp_path, uncertain_model_dir, uncertain_sample):
+    """`skinscan scan --model` with a model copy whose gates make a real photo "uncertain" (conftest): the JSON line,
+    the --summary count, and the readable output `skinscan predict` prints for it."""
+    from skinscan.cli import format_result
+
+    photo, expected = uncertain_sample
+    folder = tmp_path / "one"
+    folder.mkdir()
+    shutil.copy(photo, folder / "photo.jpg")
+    out = tmp_path / "scan.jsonl"
+    base = [sys.executable, "-m", "skinscan", "scan", str(folder), "--model", str(uncertain_model_dir)]
+    subprocess.run([*base, "--out", str(out)], check=True, cwd=config.ROOT, timeout=300)
+    (line,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert line["verdict"] == "uncertain" and line["candidates"] == expected["candidates"]
+    summary = subprocess.run([*base, "--summary"], check=True, cwd=config.ROOT, capture_output=True, text=True,
+                             timeout=300).stdout
+    assert json.loads(summary) == {"images": 1, "verdicts": {"uncertain": 1}}
+    text = format_result("photo.jpg", line)
+    a, b = line["candidates"]
+    assert "not sure" in text and f"{a['name']} ({a['probability']:.0%}) or {b['name']} ({b['probability']:.0%})" in text
+    assert "most likely" not in text.lower() and "doctor or pharmacist" in text

@@ -1,13 +1,17 @@
-"""The API's failure paths that a healthy server cannot be made to take on demand, in-process on the real FastAPI
-app: the 500 and 503 handlers (JSON error shape, Retry-After), 404/405, and the classifier call's retry."""
+"""The API's paths that a healthy server cannot be made to take on demand, in-process on the real FastAPI app: the
+500 and 503 handlers (JSON error shape, Retry-After), 404/405, the classifier call's retry, and an "uncertain" answer
+(the shipped gates never give one)."""
 from __future__ import annotations
 
 import asyncio
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 import bentoml
+import jsonschema
 import numpy as np
+import prometheus_client
 import pytest
 
 with warnings.catch_warnings():
@@ -15,6 +19,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 import service.service as api
+from service import openapi
 
 
 @pytest.fixture
@@ -93,3 +98,44 @@ _real_sleep = asyncio.sleep
 
 async def _no_sleep(seconds, *args, **kwargs):
     await _real_sleep(0)
+
+
+def json_schema(schema):
+    """An OpenAPI 3.0 schema as JSON Schema for jsonschema: ``nullable`` becomes a "null" type."""
+    if isinstance(schema, list):
+        return [json_schema(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: json_schema(v) for k, v in schema.items() if k != "nullable"}
+    if schema.get("nullable"):
+        out["type"] = [schema["type"], "null"]
+    return out
+
+
+class InProcess:
+    """Stands in for the served SkinScan: its own analyse, with the real pipeline on a given model directory."""
+
+    analyse = api.SkinScan.inner.analyse
+
+    def __init__(self, model_dir):
+        from skinscan.pipeline import Pipeline
+
+        self.pipeline, self.cpu_pool = Pipeline(model_dir), ThreadPoolExecutor(1)
+
+
+def test_uncertain_answer_matches_the_schema_and_is_counted(client, monkeypatch, uncertain_model_dir, uncertain_sample):
+    """POST /predict with the real pipeline on a model copy whose gates make a real photo "uncertain" (conftest)."""
+    photo, expected = uncertain_sample
+    monkeypatch.setattr(api, "service", lambda: InProcess(uncertain_model_dir))
+    counted = lambda: prometheus_client.REGISTRY.get_sample_value(  # noqa: E731
+        "skinscan_verdicts_total", {"verdict": "uncertain"}) or 0.0
+    before = counted()
+    resp = client.post("/predict", files={"image": (photo.name, photo.read_bytes(), "image/jpeg")})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    jsonschema.validate(body, json_schema(openapi.RESULT))
+    assert body["verdict"] == "uncertain" and body["disease"] is None and len(body["candidates"]) == 2
+    assert body["candidates"] == expected["candidates"] and body["message"] == expected["message"]
+    assert counted() == before + 1
+    with pytest.raises(jsonschema.ValidationError):  # and the check can fail: 3 candidates are one too many
+        jsonschema.validate({**body, "candidates": body["differential"]}, json_schema(openapi.RESULT))

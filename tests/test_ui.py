@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import sys
@@ -155,12 +156,13 @@ def test_about_page_shows_accuracy(ui_env):
     assert metrics["ECE after scaling"] == f"{summary['test']['ece_after_scaling']:.3f}"
     assert len(about.image) >= len(summary["figures"]) == 2
     headers = [h.value for h in about.subheader]
-    assert "Skin check" in headers and "Unknown-condition check" in headers
+    assert "Skin check" in headers and "How the answer is decided" in headers
     assert headers[0] == "On photos from a source it never saw"
-    unseen = next(d.value for d in about.dataframe if "Right answer" in d.value.columns)
+    unseen = next(d.value for d in about.dataframe if "Named" in d.value.columns)
     assert len(unseen) == len(summary["unseen_sources"]["folds"])
     first = summary["unseen_sources"]["table"][summary["unseen_sources"]["folds"][0]]["in_scope"]
-    assert unseen["Right answer"][0] == f"{first['right_answer'] * 100:.1f}%"
+    assert unseen["Named"][0] == f"{first['right_answer'] * 100:.1f}%"
+    assert unseen["Useful"][0] == f"{first['useful'] * 100:.1f}%"
     assert unseen["...and right"][0] == f"{first['named']['right'] * 100:.1f}%"  # how sure it sounds vs how often right
     assert unseen["When a condition is named: shown"][0] == f"{first['named']['mean_probability'] * 100:.1f}%"
     per_class = next(d.value for d in about.dataframe if "Recall" in d.value.columns)
@@ -203,14 +205,14 @@ def test_upload_shows_result_card(ui_env, sample):
     assert not at.exception and "last_result" not in at.session_state and not at.tabs[0].header
 
 
-def _render(app_path: str, result: dict) -> None:
+def _render(app_path: str, result: dict, gates: dict | None = None) -> None:
     """AppTest script: render one result with the app's own render function."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("skinscan_ui_app", app_path)
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
-    app.render_result(result)
+    app.render_result(result, gates)
 
 
 @pytest.mark.slow
@@ -220,7 +222,7 @@ def test_render_result_without_disease(sample, verdict):
     from streamlit.testing.v1 import AppTest
 
     result = copy.deepcopy(sample[1])
-    result.update(verdict=verdict, disease=None, info=None)
+    result.update(verdict=verdict, disease=None, info=None, candidates=[])
     if verdict == "not_skin":
         result.update(differential=[], skin={"is_skin": False, "score": 0.02})
     else:
@@ -232,12 +234,34 @@ def test_render_result_without_disease(sample, verdict):
     assert not at.exception, [e.value for e in at.exception]
     warnings = [w.value for w in at.warning]
     expected = "This does not look like a photo of skin" if verdict == "not_skin" else \
-        "None of the 8 infections skinscan knows is visible in this photo"
+        "This photo does not look like any of the 8 infections skinscan knows"
     assert any(w.startswith(expected) for w in warnings), warnings
     assert "The photo looks blurry. Hold still." in warnings
     assert [h.value for h in at.header] == ["Result"]  # no disease card
     assert not any(s.value.startswith("Most likely") for s in at.subheader)
     assert result["disclaimer"] in [i.value for i in at.info]
+
+
+def test_uncertain_result_names_both_without_a_headline(uncertain_sample):
+    """A real "uncertain" result (conftest): a warning, not a "Most likely" headline; both candidates named with
+    their probabilities, the differential, what to do; no disease card."""
+    from streamlit.testing.v1 import AppTest
+
+    result = uncertain_sample[1]
+    a, b = result["candidates"]
+    gates = {"unknown": {"threshold": 0.13, "confident": 0.62}}
+    at = AppTest.from_function(_render, args=(APP, result, gates), default_timeout=30).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any(s.value.startswith("Most likely") for s in at.subheader)
+    assert f"Not sure: {a['name']} or {b['name']}" in [s.value for s in at.subheader]
+    assert result["message"] in [w.value for w in at.warning] and "doctor or pharmacist" in result["message"]
+    shown = texts(at)
+    assert f"{a['name']} {pct(a['probability'])}, {b['name']} {pct(b['probability'])}" in shown
+    assert all(f"{e['name']} {pct(e['probability'])}" in shown for e in result["differential"])  # the chart's caption
+    assert len(at.get("vega_lite_chart")) == 1
+    assert [h.value for h in at.header] == ["Result"]  # no disease card
+    assert f"{pct(result['unknown']['confidence'])} (needs at least 62%): no" in shown  # "How sure is this?"
+    assert "(at least 0.13 counts as none of them): looks like one of them" in shown
 
 
 @pytest.mark.parametrize("second_probability", [0.40, 0.10])
@@ -272,17 +296,21 @@ def test_api_down_shows_friendly_error(monkeypatch):
 
 
 # --- real browser -----------------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_browser_upload_shows_result(api_url, sample):
+BROWSER_MS = 90_000
+
+
+@contextlib.contextmanager
+def browser_upload(api_url: str, photo: Path):
+    """`streamlit run` against ``api_url``, the page in headless Chromium, ``photo`` uploaded: yields the page and the
+    "Check a photo" panel once its "Result" heading shows."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    path, result = sample
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", "ui/app.py", "--server.port", str(port), "--server.address",
            "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     proc = start_server(cmd, f"http://127.0.0.1:{port}/_stcore/health", "ui", env={"SKINSCAN_API_URL": api_url})
-    ms = 90_000
+    ms = BROWSER_MS
     try:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
@@ -290,30 +318,66 @@ def test_browser_upload_shows_result(api_url, sample):
                 page = browser.new_page(viewport={"width": 1280, "height": 1000})
                 page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=ms)
                 page.get_by_role("tab", name="Check a photo").wait_for(timeout=ms)
-                page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(path), timeout=ms)
+                page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(photo), timeout=ms)
                 panel = page.get_by_role("tabpanel", name="Check a photo")  # the other tabs hold cards too
                 panel.get_by_role("heading", name="Result").wait_for(timeout=ms)
-                panel.get_by_role("heading", name="About this condition").wait_for(timeout=ms)
-                disease, info = result["disease"], result["info"]
-                panel.get_by_text(f"Most likely: {disease['name']}, {pct(disease['probability'])}").wait_for(timeout=ms)
-                panel.get_by_text(info["summary"]).wait_for(timeout=ms)
-                panel.get_by_text(result["disclaimer"]).wait_for(timeout=ms)
-                assert panel.get_by_role("link", name=info["sources"][0]["title"]).count() == 1
-                panel.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=ms)  # the differential
-                assert page.locator('[data-testid="stException"]').count() == 0
-                # Streamlit scrolls inside its main container: grow the viewport so the screenshot shows the page
-                height = page.evaluate("() => Math.max(document.body.scrollHeight, "
-                                       "...[...document.querySelectorAll('[data-testid=stMain], section')]"
-                                       ".map(e => e.scrollHeight))")
-                page.set_viewport_size({"width": 1280, "height": min(int(height) + 100, 12000)})
-                page.wait_for_timeout(1500)
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "ui_result.png"), full_page=True)
+                yield page, panel
             finally:
                 browser.close()
     finally:
         stop_server(proc)
-    assert (ARTIFACTS / "ui_result.png").stat().st_size > 10_000
+
+
+def screenshot(page, name: str) -> Path:
+    """The whole page to tests/artifacts/``name``."""
+    # Streamlit scrolls inside its main container: grow the viewport so the screenshot shows the page
+    height = page.evaluate("() => Math.max(document.body.scrollHeight, "
+                           "...[...document.querySelectorAll('[data-testid=stMain], section')]"
+                           ".map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": 1280, "height": min(int(height) + 100, 12000)})
+    page.wait_for_timeout(1500)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    return ARTIFACTS / name
+
+
+@pytest.mark.slow
+def test_browser_upload_shows_result(api_url, sample):
+    path, result = sample
+    ms = BROWSER_MS
+    with browser_upload(api_url, path) as (page, panel):
+        panel.get_by_role("heading", name="About this condition").wait_for(timeout=ms)
+        disease, info = result["disease"], result["info"]
+        panel.get_by_text(f"Most likely: {disease['name']}, {pct(disease['probability'])}").wait_for(timeout=ms)
+        panel.get_by_text(info["summary"]).wait_for(timeout=ms)
+        panel.get_by_text(result["disclaimer"]).wait_for(timeout=ms)
+        assert panel.get_by_role("link", name=info["sources"][0]["title"]).count() == 1
+        panel.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=ms)  # the differential
+        assert page.locator('[data-testid="stException"]').count() == 0
+        shot = screenshot(page, "ui_result.png")
+    assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_browser_shows_an_uncertain_result(uncertain_sample):
+    """A real "uncertain" result (conftest), answered by a scripted API: the page names both candidates in a warning,
+    shows the differential, and has no "Most likely" headline and no disease card."""
+    path, result = uncertain_sample
+    a, b = result["candidates"]
+    ms = BROWSER_MS
+    with Scripted(routes=stub_routes(result)) as api, browser_upload(api.url, path) as (page, panel):
+        panel.get_by_text(f"Not sure: {a['name']} or {b['name']}").wait_for(timeout=ms)
+        alert = panel.get_by_role("alert").filter(has_text=result["message"][:60])
+        alert.first.wait_for(timeout=ms)
+        assert a["name"] in alert.first.inner_text() and b["name"] in alert.first.inner_text()
+        panel.get_by_text(f"{a['name']} {pct(a['probability'])}, {b['name']} {pct(b['probability'])}").wait_for(timeout=ms)
+        panel.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=ms)  # the differential
+        panel.get_by_text(result["disclaimer"]).wait_for(timeout=ms)
+        assert panel.get_by_text("Most likely").count() == 0
+        assert panel.get_by_role("heading", name="About this condition").count() == 0
+        assert page.locator('[data-testid="stException"]').count() == 0
+        shot = screenshot(page, "ui_uncertain.png")
+    assert shot.stat().st_size > 10_000
 
 
 # --- API failures the user must see explained -----------------------------------------------------------------

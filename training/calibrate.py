@@ -4,15 +4,14 @@
 
 1. the skin gate on the model's embeddings: train+val skin photos (clean and photo-condition views) vs half of
    non_skin; its decision is part of every figure below (the fold models' own gates are not fitted);
-2. leave-one-source-out predictions: each fold model in ``--folds`` (``training.train --holdout-source S``) scores
-   the photos of the source it never saw (one per near-duplicate group, never a test-split photo);
+2. leave-one-source-out predictions: each fold model in ``--folds`` (``training.train --holdout-source F``) scores
+   the photos it never saw (one per near-duplicate group, never a test-split photo): a source with photos of the 8,
+   or for the out_of_scope fold every source without any, each reported as its own row;
 3. the temperature: the lowest ECE averaged over the held-out sources (the 8-way probabilities of their photos of the 8);
-   the unknown score (1 - the mass of the N likeliest diseases, N in ``config.UNKNOWN_TOP_CHOICES``) and its threshold
-   give the most right answers over the held-out sources (and the model's own validation split, unless it was trained on
-   it: ``training.train --train-on-val``) while no held-out source
-   has more than ``config.UNKNOWN_MAX_OUT_OF_SCOPE`` of its other-condition or healthy photos given a disease; then the
-   differential's per-photo temperature, t0 * exp(slope * unknown score), the same way on every fold's photos of the
-   infections it could name (and each source scored by a fit on the others only, ``nested_ece``);
+   the three tiers' thresholds for the worst held-out source (``crossval.choose_tiers``, caps in ``config``): unknown
+   calls few of any source's photos of the 8 "none of the 8", confident gives few other-condition or healthy photos a
+   disease; then the differential's per-photo temperature, t0 * exp(slope * unknown score), the same way on every
+   fold's photos of the infections it could name (and each source scored by a fit on the others only, ``nested_ece``);
 4. figures on the grouped test split, per source, and the leave-one-source-out table; gates.json, gates.npz,
    calibration.json, metrics.json, crossval.json, plots and MODEL_CARD.md next to the model.
 """
@@ -76,7 +75,7 @@ def main(argv=None):
     nonskin = kinds == "non_skin"
     nonskin_fit = crossval.fit_half(nonskin)
     skin_fit = (masks["train"] | masks["val"]) & (y >= 0)
-    fit_logits, skin_clean = model_outputs(clf, paths[skin_fit], desc="skin photos")
+    skin_clean = model_outputs(clf, paths[skin_fit], desc="skin photos")[1]
     skin_aug = model_outputs(clf, paths[skin_fit], lambda im: data.photo_conditions(data.augment(im, rng), rng), desc="skin, augmented")[1]
     ns_clean = model_outputs(clf, paths[nonskin_fit], desc="non-skin")[1]
     ns_aug = model_outputs(clf, paths[nonskin_fit], lambda im: data.augment(im, rng), desc="non-skin, augmented")[1]
@@ -87,47 +86,45 @@ def main(argv=None):
     def is_skin(embeddings):  # the shipped gate's decision on the shipped model's embeddings
         return gate.predict_proba(_unit(embeddings))[:, 1] >= skin_threshold
 
-    # the shipped model on every train+val skin photo, once: the fold photos and the validation split are among them
-    shipped_logits = np.zeros((len(y), len(crossval.HEAD_LABELS)))
+    # the shipped skin gate on every train+val skin photo, once: the fold photos are among them
     shipped_skin = np.zeros(len(y), bool)
-    shipped_logits[skin_fit], shipped_skin[skin_fit] = fit_logits, is_skin(skin_clean)
+    shipped_skin[skin_fit] = is_skin(skin_clean)
 
     print("[2/4] leave-one-source-out predictions of the fold models")
     loso = {"logits": np.zeros((len(y), len(crossval.HEAD_LABELS))), "skin": np.ones(len(y), bool),
-            "fold": np.array([""] * len(y), dtype=object)}
+            "fold": np.array([""] * len(y), dtype=object)}  # "fold": the held-out photo's source (its row in the table)
     folds_run = []
-    for source in crossval.FOLDS:
-        fold_dir = Path(args.folds) / source
+    for fold in crossval.fold_names(feats):
+        fold_dir = Path(args.folds) / fold
         if not (fold_dir / "model.keras").exists():
             continue
-        held = crossval.heldout_photos(feats, source, masks["test"])
+        held = crossval.heldout_photos(feats, fold, masks["test"])
         loso["logits"][held] = heldout_logits(fold_dir, paths[held])
-        loso["fold"][held] = source
-        folds_run.append(source)
+        loso["fold"][held] = sources[held]
+        folds_run.append(fold)
     if not folds_run:
         raise SystemExit(f"no fold models in {args.folds}: run `make crossval` first")
-    fitted = [f for f in folds_run if f not in crossval.REPORT_ONLY]
+    held_sources = list(dict.fromkeys(s for f in folds_run for s in sorted(set(sources[crossval.held_out(feats, f)]))))
+    fitted = [s for s in held_sources if s not in crossval.REPORT_ONLY]
+    report_only = [s for s in held_sources if s not in fitted]
     # the whole pipeline decision: a fold photo the skin gate rejects is neither right nor given a disease
     loso["skin"] = shipped_skin | (loso["fold"] == "")  # fold photos are train+val photos of their source
     temperature = crossval.fit_temperature_loso(feats, loso, fitted)
     training = json.loads((model_dir / "training.json").read_text())
-    seen = None  # a model fitted on the validation split too has no unseen photos of the seen sources to choose on
-    if not training.get("train_on_val"):
-        val = crossval.one_per_group(groups, masks["val"] & (y >= 0))
-        seen = {"logits": np.zeros_like(loso["logits"]), "skin": np.ones(len(y), bool), "fold": np.where(val, "seen", "")}
-        seen["logits"][val], seen["skin"][val] = shipped_logits[val], shipped_skin[val]
-    rule = crossval.choose_unknown_rule(feats, loso, temperature, fitted, seen)
-    threshold, top = rule["threshold"], rule["top_diseases"]
+    # the unknown score over the 1, 2 or 3 likeliest infections, each with its own thresholds, for the record; the shipped
+    # one is config.UNKNOWN_TOP_DISEASES (2: an uncertain answer names two, so "unknown" means not even they are likely)
+    tried = {n: crossval.choose_tiers(feats, loso, temperature, fitted, n) for n in (1, 2, 3)}
+    rule = tried[config.UNKNOWN_TOP_DISEASES]
+    top = rule["top_diseases"]
     # the differential's temperature: every fold's photos of the infections it could name (a fourth source helps it carry
     # over to a new one: experiments.json "calibration: a temperature that rises with the unknown score")
-    report_only = [f for f in folds_run if f not in fitted]
-    by_unknown = crossval.fit_by_unknown_loso(feats, loso, temperature, top, folds_run)
+    by_unknown = crossval.fit_by_unknown_loso(feats, loso, temperature, top, held_sources)
     nested = crossval.nested_ece(feats, loso, top, fitted, report_only)
-    grid = sorted({0.05, *np.round(np.arange(0.1, 0.81, 0.1), 2).tolist(), threshold})
-    curve = crossval.operating_curve(feats, loso, temperature, folds_run, seen, grid, top)
-    print(f"  folds {folds_run} (fitted on {fitted}): T = {temperature:.3f}, unknown: 1 - top-{top} disease mass "
-          f">= {threshold:.2f} (tried {json.dumps(rule['tried'])}); differential T = {by_unknown['t0']:.2f} * "
-          f"exp({by_unknown['slope']:.1f} * unknown score); nested ECE {json.dumps(nested)}")
+    curve = crossval.operating_curve(feats, loso, temperature, held_sources, rule)
+    print(f"  folds {folds_run}, held-out sources {held_sources} (fitted on {fitted}): T = {temperature:.3f}, tiers: "
+          f"disease if the likeliest infection >= {rule['confident']:.2f}, else unknown if 1 - top-{top} mass >= "
+          f"{rule['threshold']:.2f}, else uncertain; met {json.dumps(rule['met'])}; differential T = "
+          f"{by_unknown['t0']:.2f} * exp({by_unknown['slope']:.1f} * unknown score); nested ECE {json.dumps(nested)}")
 
     print("[3/4] grouped test split, every source")
     test = crossval.one_per_group(groups, masks["test"])
@@ -137,14 +134,13 @@ def main(argv=None):
     skin_ok = is_skin(t_emb)
     lo, sk = t_logits[in_test], skin_ok[in_test]
     ns_accepted = float(skin_ok[~in_test].mean())
-    ns_verdicts = crossval.decide(t_logits[~in_test], skin_ok[~in_test], temperature, threshold, top)[0]
+    ns_verdicts = crossval.decide(t_logits[~in_test], skin_ok[~in_test], temperature, rule)[0]
     ns_given_disease = float((ns_verdicts == "disease").mean())  # past both gates: the whole decision
-    decisions = crossval.report_source(feats, test, lo, sk, temperature, threshold, top, by_unknown)
+    decisions = crossval.report_source(feats, test, lo, sk, temperature, rule, by_unknown)
     by_source = {}
-    for s in crossval.FOLDS:
+    for s in sorted(set(sources[test])):
         sel = sources[test] == s
-        by_source[s] = crossval.report_source(feats, test & (sources == s), lo[sel], sk[sel], temperature, threshold, top,
-                                              by_unknown)
+        by_source[s] = crossval.report_source(feats, test & (sources == s), lo[sel], sk[sel], temperature, rule, by_unknown)
     dis = kinds[test] == "disease"
     y_dis, lo_dis = y[test][dis], lo[dis][:, :N]
     shipped_probs = crossval.disease_probabilities(lo[dis], temperature, top, by_unknown)  # the differential as served
@@ -152,7 +148,7 @@ def main(argv=None):
     m["ece_before_scaling"] = metrics.expected_calibration_error(softmax(lo_dis), y_dis)
     m["ece_one_temperature"] = metrics.expected_calibration_error(softmax(lo_dis, temperature), y_dis)
     m["ece_after_scaling"] = m["ece"]
-    table = crossval.summarise(feats, loso, temperature, threshold, fitted, report_only, top, by_unknown)
+    table = crossval.summarise(feats, loso, temperature, rule, fitted, report_only, by_unknown)
     table["summary"]["non_skin_accepted"] = ns_accepted
     print(f"  test top-1 {m['accuracy']:.3f}, decisions {json.dumps(decisions)}")
     print(f"  leave-one-source-out: {json.dumps(table['summary'])}")
@@ -166,7 +162,7 @@ def main(argv=None):
     np.savez_compressed(model_dir / "gates.npz", skin_weights=gate.coef_[0].astype(np.float32))
     (model_dir / "gates.json").write_text(json.dumps({
         "skin": {"bias": float(gate.intercept_[0]), "threshold": skin_threshold},
-        "unknown": {"method": "other_class", "top_diseases": top, "threshold": threshold},
+        "unknown": {k: rule[k] for k in ("method", "top_diseases", "threshold", "confident")},
         "report": {"skin_method": "logistic regression on the L2-normalised embedding: train+val skin photos of every "
                                   "source (clean and photo-condition views; the 8, other conditions and healthy skin "
                                   "weigh the same) vs half of non_skin; the threshold rejects at most "
@@ -176,12 +172,16 @@ def main(argv=None):
                    "non_skin_accepted": {"n": int(report_ns.sum()), "rate": ns_accepted,
                                          "given_a_disease": ns_given_disease},
                    "real_skin_rejected_test": float(1 - sk.mean()),
-                   "unknown_method": f"1 - the summed probability of the {top} likeliest diseases of the 9-way head "
-                                     "(8 infections + other) >= threshold; the number of diseases and the threshold give "
-                                     "the most right answers over the held-out sources and the validation split while no "
-                                     f"held-out source has more than {config.UNKNOWN_MAX_OUT_OF_SCOPE:.0%} of its "
-                                     "other-condition or healthy photos given a disease",
-                   "unknown_rules_tried": rule["tried"]}}, indent=2))
+                   "tier_method": f"three tiers from the 9-way head (8 infections + other), temperature {temperature:.2f}: "
+                                  f"disease if the likeliest infection has probability >= {rule['confident']:.2f}, else "
+                                  f"unknown if 1 - the summed probability of the {top} likeliest >= {rule['threshold']:.2f}, "
+                                  "else uncertain. Set on the leave-one-source-out folds for the worst held-out source: "
+                                  f"the unknown threshold calls at most {config.TIER_MAX_NONE_OF_8:.0%} of any source's "
+                                  "photos of the 8 unknown; the confident threshold gives a confident disease to at most "
+                                  f"{config.TIER_MAX_OTHER_MEAN:.0%} of other-condition photos on average, "
+                                  f"{config.TIER_MAX_OTHER_WORST:.0%} on any source, {config.TIER_MAX_HEALTHY:.0%} of any "
+                                  "source's healthy skin",
+                   "tier_rule_met": rule["met"]}}, indent=2))
     metrics.plot_confusion(m["confusion_matrix"]["matrix"], config.CLASS_IDS, model_dir / "confusion_matrix.png",
                            "Grouped test split, 8 infections")
     metrics.plot_reliability({"T=1": (softmax(lo_dis), y_dis), f"T={temperature:.2f}": (softmax(lo_dis, temperature), y_dis),
@@ -190,21 +190,19 @@ def main(argv=None):
     m.update({"model": {"name": config.MODEL_NAME, "version": json.loads((model_dir / "labels.json").read_text())["version"],
                         "backbone": training["backbone"], "input_size": training["input_size"], "temperature": temperature,
                         "head": f"9 classes (8 + other), {training['weighting']}-balanced loss weights",
-                        "unknown_threshold": threshold, "unknown_top_diseases": top},
+                        "unknown_threshold": rule["threshold"], "unknown_top_diseases": top,
+                        "confident_threshold": rule["confident"]},
               "test_decisions": decisions, "test_by_source": by_source, "training": training,
               "split": {s: {"photos": int(masks[s].sum()), "groups": int(len(set(groups[masks[s]])))} for s in masks}})
     (model_dir / "metrics.json").write_text(json.dumps(m, indent=2))
-    (model_dir / "crossval.json").write_text(json.dumps({"method": "fine-tuned fold models (training.train --holdout-source)",
-                                                         "folds": folds_run, "fitted_on": fitted,
-                                                         "report_only": {f: crossval.REPORT_ONLY[f] for f in folds_run if f not in fitted},
-                                                         "temperature": temperature, "by_unknown": by_unknown,
-                                                         "nested_ece": nested,
-                                                         "unknown_threshold": threshold, "unknown_top_diseases": top,
-                                                         "validation_in_rule": seen is not None,
-                                                         "unknown_rules_tried": rule["tried"], "table": table,
-                                                         "out_of_scope_by_condition": crossval.out_of_scope_by_condition(
-                                                             feats, loso, temperature, threshold, fitted, top),
-                                                         "operating_curve": curve}, indent=1))
+    (model_dir / "crossval.json").write_text(json.dumps({
+        "method": "fine-tuned fold models (training.train --holdout-source)", "folds": folds_run,
+        "held_out_sources": held_sources, "fitted_on": fitted,
+        "report_only": {s: crossval.REPORT_ONLY[s] for s in report_only}, "temperature": temperature,
+        "by_unknown": by_unknown, "nested_ece": nested, "rule": rule, "rules_tried": tried, "table": table,
+        "out_of_scope_by_condition": crossval.out_of_scope_by_condition(feats, loso, temperature, rule, fitted),
+        "operating_curve": curve, "fold_training": {f: json.loads((Path(args.folds) / f / "training.json").read_text())
+                                                    for f in folds_run}}, indent=1))
     model_card.main(["--model", str(model_dir)])
 
 

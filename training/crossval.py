@@ -26,22 +26,38 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
 from skinscan import config, unknown_gate
-from skinscan.classifier import softmax
 from skinscan.skin_gate import _unit
 from skinscan.unknown_gate import unknown_scores
 from training import data, features, metrics
 
 HEAD_LABELS = config.CLASS_IDS + [config.OTHER_LABEL]
-FOLDS = ("kaggle", "dermnet", "sd198", "nailweb")
+OUT_OF_SCOPE_FOLD = "out_of_scope"  # the fold that holds out, at once, every skin source without photos of the 8
 SKIN_REJECT_RATE = 0.005  # the skin gate's threshold: no kind of skin photo loses more than this, out of fold
 # inverse L2 strength of the skin gate: the lowest out-of-fold non-skin acceptance of 1, 3, 10, 30 at that threshold
 # (experiments.json "skin gate: kind-balanced weights, out-of-fold threshold")
 SKIN_GATE_C = 10.0
 MIN_FOLD_PHOTOS = 10  # a fold "can name" an infection it had this many training photos of (``nameable``)
 # folds reported but not used to fit the temperature and thresholds (training.calibrate), and why
-REPORT_ONLY = {"kaggle": "without the Kaggle collection the training set has no chickenpox and one larva migrans photo, "
-                         "so this fold cannot name them: reported, not fitted on (only its photos of the other six "
-                         "infections join the fit of the differential's per-photo temperature)"}
+REPORT_ONLY = {"kaggle": "without the Kaggle collection the training set has one larva migrans photo and few of chickenpox "
+                         "and shingles, so this fold cannot name them well: reported, not fitted on (only its photos of "
+                         "the infections it can name join the fit of the differential's per-photo temperature)"}
+
+
+def out_of_scope_sources(feats) -> list[str]:
+    """Skin-photo sources with no photo of the 8 (atlases of other conditions, bites, healthy skin)."""
+    skin, sources = feats["y"] >= 0, feats["sources"]
+    return sorted(set(sources[skin]) - set(sources[feats["kinds"] == "disease"]))
+
+
+def fold_names(feats) -> list[str]:
+    """The leave-one-source-out folds: one per source with photos of the 8, then ``OUT_OF_SCOPE_FOLD`` (whatever
+    sources ``../shared/data`` holds: new ones join without code changes)."""
+    return sorted(set(feats["sources"][feats["kinds"] == "disease"])) + ([OUT_OF_SCOPE_FOLD] if out_of_scope_sources(feats) else [])
+
+
+def held_out(feats, fold: str) -> np.ndarray:
+    """Mask of the photos a fold never sees: its source, or for ``OUT_OF_SCOPE_FOLD`` every out-of-scope-only source."""
+    return np.isin(feats["sources"], out_of_scope_sources(feats) if fold == OUT_OF_SCOPE_FOLD else [fold])
 
 
 def head_targets(records) -> np.ndarray:
@@ -137,10 +153,10 @@ def one_per_group(groups, mask) -> np.ndarray:
     return keep
 
 
-def heldout_photos(feats, source, test) -> np.ndarray:
-    """The photos a fold model that never saw ``source`` is scored on: that source's skin photos, one per near-duplicate
+def heldout_photos(feats, fold, test) -> np.ndarray:
+    """The photos a fold model is scored on: the skin photos it never saw (``held_out``), one per near-duplicate
     group, never a test-split photo (``test``: mask). training.calibrate and compare_folds share them (heldout.npz)."""
-    return one_per_group(feats["groups"], (feats["sources"] == source) & (feats["y"] >= 0) & ~test)
+    return one_per_group(feats["groups"], held_out(feats, fold) & (feats["y"] >= 0) & ~test)
 
 
 def fold_predictions(feats, train, test, weighting, c, nonskin_fit):
@@ -186,11 +202,11 @@ def run_folds(feats, weighting, c, seed=config.SEED):
     nonskin = feats["kinds"] == "non_skin"
     nonskin_fit = fit_half(nonskin)
     out = {"logits": np.zeros((n, len(HEAD_LABELS))), "skin": np.ones(n, bool), "fold": np.array([""] * n, dtype=object)}
-    for source in FOLDS:
-        held = feats["sources"] == source
-        test = one_per_group(feats["groups"], held)
+    for fold in fold_names(feats):
+        held = held_out(feats, fold)
+        test = one_per_group(feats["groups"], held & (feats["y"] >= 0))
         logits, skin = fold_predictions(feats, ~held, test, weighting, c, nonskin_fit)
-        out["logits"][test], out["skin"][test], out["fold"][test] = logits, skin, source
+        out["logits"][test], out["skin"][test], out["fold"][test] = logits, skin, feats["sources"][test]
     masks = grouped_masks(feats, seed)
     for part in ("val", "test"):
         sel = one_per_group(feats["groups"], masks[part])
@@ -203,11 +219,12 @@ def run_folds(feats, weighting, c, seed=config.SEED):
     return out
 
 
-def decide(logits, skin, temperature, threshold, top=1):
-    """The pipeline's verdict per photo: not_skin, unknown or disease (with the argmax disease)."""
-    unknown = unknown_scores(logits, temperature, len(config.CLASS_IDS), top) >= threshold
-    verdict = np.where(~skin, "not_skin", np.where(unknown, "unknown", "disease"))
-    return verdict, logits[:, : len(config.CLASS_IDS)].argmax(axis=1)
+def decide(logits, skin, temperature, rule):
+    """The pipeline's verdict per photo (not_skin, unknown, uncertain or disease) under ``rule`` ({"threshold",
+    "confident", "top_diseases"}, as gates.json "unknown"), and the likeliest disease per photo."""
+    tier = unknown_gate.tiers(logits, temperature, len(config.CLASS_IDS), rule["top_diseases"], rule["threshold"],
+                              rule.get("confident", 0.0))
+    return np.where(~skin, "not_skin", tier), logits[:, : len(config.CLASS_IDS)].argmax(axis=1)
 
 
 def disease_probabilities(logits, temperature, top=1, by_unknown=None) -> np.ndarray:
@@ -215,37 +232,46 @@ def disease_probabilities(logits, temperature, top=1, by_unknown=None) -> np.nda
     return unknown_gate.disease_probabilities(logits, temperature, len(config.CLASS_IDS), top, by_unknown)
 
 
-def report_source(feats, mask, logits, skin, temperature, threshold, top=1, by_unknown=None):
+def report_source(feats, mask, logits, skin, temperature, rule, by_unknown=None):
+    """A source's figures under ``rule``. Photos of the 8: *named* (``right_answer``: a confident disease, the true one),
+    *useful* (named, or uncertain with the true one among the two it names), uncertain, none-of-8 (``called_unknown``),
+    top-1, ECE. Other conditions and healthy skin: given a confident disease, uncertain, unknown."""
     y, kinds = feats["y"][mask], feats["kinds"][mask]
-    verdict, pred = decide(logits, skin, temperature, threshold, top)
+    verdict, pred = decide(logits, skin, temperature, rule)
     out = {}
     dis = kinds == "disease"
     if dis.any():
-        probs8 = disease_probabilities(logits[dis], temperature, top, by_unknown)
+        probs8 = disease_probabilities(logits[dis], temperature, rule["top_diseases"], by_unknown)
+        top2 = np.argsort(-logits[dis][:, : len(config.CLASS_IDS)], axis=1)[:, :2]
+        named = (verdict[dis] == "disease") & (pred[dis] == y[dis])
         out["in_scope"] = {
             "n": int(dis.sum()),
-            "right_answer": float(np.mean((verdict[dis] == "disease") & (pred[dis] == y[dis]))),
+            "right_answer": float(np.mean(named)),
+            "useful": float(np.mean(named | ((verdict[dis] == "uncertain") & (top2 == y[dis][:, None]).any(axis=1)))),
+            "uncertain": float(np.mean(verdict[dis] == "uncertain")),
             "top1": float(np.mean(pred[dis] == y[dis])),
             "called_unknown": float(np.mean(verdict[dis] == "unknown")),
             "rejected_not_skin": float(np.mean(verdict[dis] == "not_skin")),
             "ece": metrics.expected_calibration_error(probs8, y[dis]),
         }
-        named = verdict[dis] == "disease"  # what a user is told: the probability shown beside the disease, and how often right
-        if named.any():
-            out["in_scope"]["named"] = {"n": int(named.sum()), "right": float(np.mean(pred[dis][named] == y[dis][named])),
-                                        "mean_probability": float(probs8[named].max(axis=1).mean())}
+        sure = verdict[dis] == "disease"  # what a user is told: the probability shown beside the disease, and how often right
+        if sure.any():
+            out["in_scope"]["named"] = {"n": int(sure.sum()), "right": float(np.mean(pred[dis][sure] == y[dis][sure])),
+                                        "mean_probability": float(probs8[sure].max(axis=1).mean())}
     for kind in ("other", "healthy"):
         sel = kinds == kind
         if sel.any():
             out[kind] = {"n": int(sel.sum()), "given_a_disease": float(np.mean(verdict[sel] == "disease")),
+                         "uncertain": float(np.mean(verdict[sel] == "uncertain")),
+                         "unknown": float(np.mean(verdict[sel] == "unknown")),
                          "rejected_not_skin": float(np.mean(verdict[sel] == "not_skin"))}
     return out
 
 
-def out_of_scope_by_condition(feats, folds, temperature, threshold, sources=FOLDS, top=1) -> dict:
-    """Per other condition (and healthy skin) on the held-out sources: photos, the share given a disease, and which
-    diseases they were given (most often first): where a user with that condition will be misled. ``novel``: no
-    other source has the condition, so its fold model never saw it at all (a condition nobody has photos of)."""
+def out_of_scope_by_condition(feats, folds, temperature, rule, sources) -> dict:
+    """Per other condition (and healthy skin) on the held-out sources: photos, the share given a confident disease and
+    the share answered uncertain, and which diseases they were given (most often first): where a user with that
+    condition will be misled. ``novel``: no other source has the condition, so its fold model never saw it at all."""
     out_of_scope = np.isin(feats["kinds"], ("other", "healthy"))
     sources_of = {}
     for path, source in zip(feats["paths"][out_of_scope], feats["sources"][out_of_scope]):
@@ -253,22 +279,28 @@ def out_of_scope_by_condition(feats, folds, temperature, threshold, sources=FOLD
     rows = {}
     for s in sources:
         m = (folds["fold"] == s) & out_of_scope
-        verdict, pred = decide(folds["logits"][m], folds["skin"][m], temperature, threshold, top)
+        verdict, pred = decide(folds["logits"][m], folds["skin"][m], temperature, rule)
         for path, v, d in zip(feats["paths"][m], verdict, pred):
-            row = rows.setdefault(Path(path).parent.name, {"n": 0, "given": Counter()})
+            row = rows.setdefault(Path(path).parent.name, {"n": 0, "given": Counter(), "uncertain": 0})
             row["n"] += 1
+            row["uncertain"] += v == "uncertain"
             if v == "disease":
                 row["given"][config.CLASS_IDS[d]] += 1
-    return {c: {"n": r["n"], "given_a_disease": sum(r["given"].values()) / r["n"], "novel": len(sources_of[c]) == 1,
-                "as": dict(r["given"].most_common())}
+    return {c: {"n": r["n"], "given_a_disease": sum(r["given"].values()) / r["n"], "uncertain": r["uncertain"] / r["n"],
+                "novel": len(sources_of[c]) == 1, "as": dict(r["given"].most_common())}
             for c, r in sorted(rows.items(), key=lambda kv: -sum(kv[1]["given"].values()) / kv[1]["n"])}
 
 
-def fit_temperature_loso(feats, folds, sources=FOLDS) -> float:
+def in_scope_sources(feats, folds, sources) -> list[str]:
+    """Those of ``sources`` whose held-out photos include photos of the 8."""
+    return [s for s in sources if ((folds["fold"] == s) & (feats["kinds"] == "disease")).any()]
+
+
+def fit_temperature_loso(feats, folds, sources) -> float:
     """Temperature of the 8-way disease probabilities, fitted on out-of-source predictions of the 8: the lowest ECE
     averaged over the held-out sources (``metrics.fit_temperature_per_source``)."""
     by_source = []
-    for s in sources:
+    for s in in_scope_sources(feats, folds, sources):
         sel = (folds["fold"] == s) & (feats["kinds"] == "disease")
         by_source.append((folds["logits"][sel][:, : len(config.CLASS_IDS)], feats["y"][sel]))
     return metrics.fit_temperature_per_source(by_source)
@@ -276,17 +308,17 @@ def fit_temperature_loso(feats, folds, sources=FOLDS) -> float:
 
 def nameable(feats, source) -> np.ndarray:
     """Photos of the infections that the fold without ``source`` had at least ``MIN_FOLD_PHOTOS`` training photos of
-    (the Kaggle fold has no chickenpox and one larva migrans photo: it cannot name them, however calibrated)."""
+    (the Kaggle fold has one larva migrans photo: it cannot name it, however calibrated)."""
     disease = feats["kinds"] == "disease"
     counts = np.bincount(feats["y"][disease & (feats["sources"] != source)], minlength=len(config.CLASS_IDS))
     return disease & np.isin(feats["y"], np.where(counts >= MIN_FOLD_PHOTOS)[0])
 
 
-def fit_by_unknown_loso(feats, folds, temperature, top, sources=FOLDS) -> dict:
+def fit_by_unknown_loso(feats, folds, temperature, top, sources) -> dict:
     """The differential's per-photo temperature (``metrics.fit_temperature_by_unknown``) on out-of-source predictions
     of the 8 the fold could name, each held-out source counting the same."""
     by_source = []
-    for s in sources:
+    for s in in_scope_sources(feats, folds, sources):
         sel = (folds["fold"] == s) & nameable(feats, s)
         lo = folds["logits"][sel]
         by_source.append((lo[:, : len(config.CLASS_IDS)], feats["y"][sel],
@@ -294,11 +326,12 @@ def fit_by_unknown_loso(feats, folds, temperature, top, sources=FOLDS) -> dict:
     return metrics.fit_temperature_by_unknown(by_source)
 
 
-def nested_ece(feats, folds, top, sources=FOLDS, report_only=()) -> dict:
+def nested_ece(feats, folds, top, sources, report_only=()) -> dict:
     """ECE on each held-out source of the calibration fitted on the *other* held-out sources only (as
     ``training.calibrate`` fits it: the per-photo temperature on ``report_only`` folds too), one temperature and per
     photo. What to expect on a source none of the fit saw (the table's ECE is in-sample); none with one source."""
     out = {}
+    sources = in_scope_sources(feats, folds, sources)
     for s in sources if len(sources) > 1 else ():
         rest = [o for o in sources if o != s]
         t = fit_temperature_loso(feats, folds, rest)
@@ -310,77 +343,81 @@ def nested_ece(feats, folds, top, sources=FOLDS, report_only=()) -> dict:
     return out
 
 
-def choose_threshold(feats, folds, temperature, sources=FOLDS, seen=None,
-                     max_out_of_scope: float = config.UNKNOWN_MAX_OUT_OF_SCOPE, top: int = 1) -> tuple[float, float]:
-    """The unknown threshold with the most right answers (mean over the held-out sources and, with ``seen``, the
-    shipped model's grouped validation split in the ``folds`` layout under the name "seen") among those that give a
-    disease to at most ``max_out_of_scope`` of the other-condition and of the healthy photos of every held-out source:
-    set for the worst source on what must not happen, then as many right answers as that allows.
-    Returns (threshold, that mean right answer)."""
-    grid = np.round(np.arange(0.01, 0.90, 0.01), 2)
-    masks = [folds["fold"] == s for s in sources]
-    best, best_right = float(grid[0]), -1.0
-    for t in grid:
-        held = [report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, t, top) for m in masks]
-        worst = max([r[k]["given_a_disease"] for r in held for k in ("other", "healthy") if k in r], default=0.0)
-        if worst > max_out_of_scope:
-            continue
-        if seen is not None:
-            m = seen["fold"] == "seen"
-            held.append(report_source(feats, m, seen["logits"][m], seen["skin"][m], temperature, t, top))
-        right = float(np.mean([r["in_scope"]["right_answer"] for r in held if "in_scope" in r]))
-        if right > best_right + 1e-9:
-            best, best_right = float(t), right
-    return best, best_right
+TIER_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
 
 
-def choose_unknown_rule(feats, folds, temperature, sources=FOLDS, seen=None, tops=config.UNKNOWN_TOP_CHOICES) -> dict:
-    """The unknown score (1 - the mass of the ``top`` likeliest diseases) and its threshold with the most right
-    answers under the same cap (``choose_threshold``), over ``tops`` (ties: ``config.UNKNOWN_TOP_TIE``); every
-    candidate's figures for the record."""
-    tried = {}
-    for top in tops:
-        threshold, right = choose_threshold(feats, folds, temperature, sources, seen, top=top)
-        tried[top] = {"threshold": threshold, "mean_right": right}
-    best = max(v["mean_right"] for v in tried.values())
-    top = max(k for k, v in tried.items() if v["mean_right"] >= best - config.UNKNOWN_TOP_TIE)
-    return {"top_diseases": top, "threshold": tried[top]["threshold"], "tried": tried}
+def choose_tiers(feats, folds, temperature, sources, top=config.UNKNOWN_TOP_DISEASES, max_none_of_8=config.TIER_MAX_NONE_OF_8,
+                 max_other_mean=config.TIER_MAX_OTHER_MEAN, max_other_worst=config.TIER_MAX_OTHER_WORST,
+                 max_healthy=config.TIER_MAX_HEALTHY) -> dict:
+    """The two thresholds of the three tiers, on the held-out ``sources`` (never a test split), for the worst source:
+    the unknown threshold is the lowest that calls at most ``max_none_of_8`` of every source's photos of the 8 "unknown";
+    the confident threshold the lowest (the most named) that gives a confident disease to at most ``max_other_mean`` of
+    the other-condition photos on average over the sources, ``max_other_worst`` on any one, and ``max_healthy`` of any
+    source's healthy skin. -> the rule ({"top_diseases", "threshold", "confident"}) with the figures it met."""
+    reports = lambda rule: {s: report_source(feats, folds["fold"] == s, folds["logits"][folds["fold"] == s],  # noqa: E731
+                                             folds["skin"][folds["fold"] == s], temperature, rule) for s in sources}
+    rule = {"method": "other_class", "top_diseases": int(top), "threshold": 1.0, "confident": 1.01}
+    for t in TIER_GRID:  # the unknown answer comes first: its rate does not depend on the confident threshold
+        none_of_8 = max(r["in_scope"]["called_unknown"] for r in reports({**rule, "threshold": t}).values() if "in_scope" in r)
+        if none_of_8 <= max_none_of_8:
+            rule["threshold"] = float(t)
+            break
+    for c in TIER_GRID:
+        rep = reports({**rule, "confident": c})
+        other = [r["other"]["given_a_disease"] for r in rep.values() if "other" in r]
+        healthy = [r["healthy"]["given_a_disease"] for r in rep.values() if "healthy" in r]
+        if np.mean(other) <= max_other_mean and max(other) <= max_other_worst and max(healthy, default=0) <= max_healthy:
+            rule["confident"] = float(c)
+            break
+    rep = reports(rule)
+    ins = [r["in_scope"] for r in rep.values() if "in_scope" in r]
+    rule["met"] = {"none_of_8_worst": max(r["called_unknown"] for r in ins),
+                   "other_given_a_disease_mean": float(np.mean([r["other"]["given_a_disease"] for r in rep.values() if "other" in r])),
+                   "other_given_a_disease_worst": max(r["other"]["given_a_disease"] for r in rep.values() if "other" in r),
+                   "healthy_given_a_disease_worst": max([r["healthy"]["given_a_disease"] for r in rep.values() if "healthy" in r], default=0.0),
+                   "named_mean": float(np.mean([r["right_answer"] for r in ins])),
+                   "useful_mean": float(np.mean([r["useful"] for r in ins]))}
+    return rule
 
 
-def operating_curve(feats, folds, temperature, sources, seen=None, grid=np.round(np.arange(0.1, 0.81, 0.1), 2), top=1) -> list:
-    """Per unknown threshold: each held-out source's right answer and other/healthy photos given a disease, and
-    the seen validation split's right answer (what a threshold trades, for the model card)."""
+def operating_curve(feats, folds, temperature, sources, rule, grid=np.round(np.arange(0.1, 1.0, 0.1), 2)) -> list:
+    """Per confident threshold (the unknown threshold as chosen): each held-out source's named and useful shares and its
+    other/healthy photos given a confident disease (what the threshold trades, for the model card)."""
     rows = []
-    for t in grid:
-        row = {"threshold": float(t)}
-        for name, preds in [(s, folds) for s in sources] + ([("seen", seen)] if seen else []):
-            m = preds["fold"] == name
-            r = report_source(feats, m, preds["logits"][m], preds["skin"][m], temperature, t, top)
-            row[name] = {"right": round(r["in_scope"]["right_answer"], 3)} if "in_scope" in r else {}
-            row[name].update({k: round(r[k]["given_a_disease"], 3) for k in ("other", "healthy") if k in r})
+    for c in grid:
+        row = {"confident": float(c)}
+        for s in sources:
+            m = folds["fold"] == s
+            r = report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, {**rule, "confident": c})
+            row[s] = {k: round(r["in_scope"][k], 3) for k in ("right_answer", "useful")} if "in_scope" in r else {}
+            row[s].update({k: round(r[k]["given_a_disease"], 3) for k in ("other", "healthy") if k in r})
         rows.append(row)
     return rows
 
 
-def summarise(feats, folds, temperature, threshold, sources=FOLDS, report_only=(), top=1, by_unknown=None) -> dict:
+def summarise(feats, folds, temperature, rule, sources, report_only=(), by_unknown=None) -> dict:
     """A row per held-out source (``report_only`` ones too), the grouped split's rows, and a summary over ``sources``."""
     table = {}
     for source in [*sources, *report_only]:
         m = folds["fold"] == source
-        table[source] = report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, threshold, top, by_unknown)
+        table[source] = report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, rule, by_unknown)
     for part in ("val", "test"):
         if f"grouped_{part}" in folds:
             g = folds[f"grouped_{part}"]
-            table[f"grouped_{part}"] = report_source(feats, g["mask"], g["logits"], g["skin"], temperature, threshold, top,
-                                                     by_unknown)
-    right = [table[s]["in_scope"]["right_answer"] for s in sources]
-    others = [table[s]["other"]["given_a_disease"] for s in sources if "other" in table[s]]
-    healthy = [table[s]["healthy"]["given_a_disease"] for s in sources if "healthy" in table[s]]
-    eces = [table[s]["in_scope"]["ece"] for s in sources]
+            table[f"grouped_{part}"] = report_source(feats, g["mask"], g["logits"], g["skin"], temperature, rule, by_unknown)
+    ins = [table[s]["in_scope"] for s in sources if "in_scope" in table[s]]
+    others = [table[s]["other"] for s in sources if "other" in table[s]]
+    healthy = [table[s]["healthy"] for s in sources if "healthy" in table[s]]
     table["summary"] = {
-        "right_answer_mean": float(np.mean(right)), "right_answer_worst": float(np.min(right)),
-        "other_given_disease_mean": float(np.mean(others)), "other_given_disease_worst": float(np.max(others)),
-        "healthy_given_disease": float(np.mean(healthy)) if healthy else None, "ece_mean": float(np.mean(eces)),
+        "right_answer_mean": float(np.mean([r["right_answer"] for r in ins])),
+        "right_answer_worst": float(np.min([r["right_answer"] for r in ins])),
+        "useful_mean": float(np.mean([r["useful"] for r in ins])), "useful_worst": float(np.min([r["useful"] for r in ins])),
+        "none_of_8_worst": float(np.max([r["called_unknown"] for r in ins])),
+        "other_given_disease_mean": float(np.mean([r["given_a_disease"] for r in others])),
+        "other_given_disease_worst": float(np.max([r["given_a_disease"] for r in others])),
+        "healthy_given_disease_worst": float(np.max([r["given_a_disease"] for r in healthy])) if healthy else None,
+        "healthy_uncertain_mean": float(np.mean([r["uncertain"] for r in healthy])) if healthy else None,
+        "ece_mean": float(np.mean([r["ece"] for r in ins])),
         "non_skin_accepted": folds.get("non_skin_accepted", {}).get("rate"),
     }
     return table
@@ -388,12 +425,13 @@ def summarise(feats, folds, temperature, threshold, sources=FOLDS, report_only=(
 
 def evaluate_setting(feats, weighting, c):
     folds = run_folds(feats, weighting, c)
-    temperature = fit_temperature_loso(feats, folds)
-    rule = choose_unknown_rule(feats, folds, temperature)
-    by_unknown = fit_by_unknown_loso(feats, folds, temperature, rule["top_diseases"])
-    return {"temperature": temperature, "by_unknown": by_unknown, "unknown_threshold": rule["threshold"],
-            "unknown_top_diseases": rule["top_diseases"],
-            "table": summarise(feats, folds, temperature, rule["threshold"], top=rule["top_diseases"], by_unknown=by_unknown)}
+    sources = [s for s in sorted(set(folds["fold"]) - {""}) if s not in REPORT_ONLY]
+    temperature = fit_temperature_loso(feats, folds, sources)
+    rule = choose_tiers(feats, folds, temperature, sources)
+    by_unknown = fit_by_unknown_loso(feats, folds, temperature, rule["top_diseases"], sources)
+    return {"temperature": temperature, "by_unknown": by_unknown, "rule": rule,
+            "table": summarise(feats, folds, temperature, rule, sources, [s for s in REPORT_ONLY if s in folds["fold"]],
+                               by_unknown)}
 
 
 def main(argv=None):
@@ -403,9 +441,12 @@ def main(argv=None):
     ap.add_argument("--weighting", nargs="+", default=[config.HEAD_WEIGHTING], choices=["class", "source", "source_sqrt"])
     ap.add_argument("--c", nargs="+", type=float, default=[config.HEAD_C])
     ap.add_argument("--out", default=None, help="JSON to write (default: print only)")
+    ap.add_argument("--list-folds", action="store_true", help="print the fold names (make crossval trains one model each)")
     args = ap.parse_args(argv)
     t0 = time.time()
     feats = load_features(args.backbone, args.colour_constancy)
+    if args.list_folds:
+        return print(" ".join(fold_names(feats)))
     results = {}
     for weighting in args.weighting:
         for c in args.c:
@@ -413,11 +454,12 @@ def main(argv=None):
             res = evaluate_setting(feats, weighting, c)
             results[key] = res
             s = res["table"]["summary"]
-            print(f"{key}: right mean {s['right_answer_mean']:.3f} worst {s['right_answer_worst']:.3f} | other->disease "
-                  f"mean {s['other_given_disease_mean']:.3f} worst {s['other_given_disease_worst']:.3f} | healthy "
-                  f"{s['healthy_given_disease']:.3f} | ECE {s['ece_mean']:.3f} | non-skin {s['non_skin_accepted']:.3f} | "
-                  f"grouped val right {res['table']['grouped_val']['in_scope']['right_answer']:.3f} | "
-                  f"T {res['temperature']:.2f} t {res['unknown_threshold']:.2f} ({(time.time() - t0) / 60:.1f} min)", flush=True)
+            print(f"{key}: named mean {s['right_answer_mean']:.3f} worst {s['right_answer_worst']:.3f} | useful mean "
+                  f"{s['useful_mean']:.3f} worst {s['useful_worst']:.3f} | none-of-8 worst {s['none_of_8_worst']:.3f} | "
+                  f"other->disease mean {s['other_given_disease_mean']:.3f} worst {s['other_given_disease_worst']:.3f} | "
+                  f"healthy worst {s['healthy_given_disease_worst']:.3f} uncertain {s['healthy_uncertain_mean']:.3f} | "
+                  f"ECE {s['ece_mean']:.3f} | non-skin {s['non_skin_accepted']:.3f} | T {res['temperature']:.2f} rule "
+                  f"{res['rule']['threshold']:.2f}/{res['rule']['confident']:.2f} ({(time.time() - t0) / 60:.1f} min)", flush=True)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=1))

@@ -295,3 +295,24 @@ def photo_conditions(rgb: np.ndarray, rng: np.random.Generator, muted_redness: b
         ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
         img = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
     return img
+
+
+def plain_background_crop(rgb: np.ndarray) -> np.ndarray:
+    """A photo on a plain light background (the hands collection: whole hands on white) cut to the middle of its subject,
+    so that "other" (healthy skin) cannot be learned from a white background; any other photo is returned unchanged.
+    Training only: the served model sees the whole photo."""
+    h, w = rgb.shape[:2]
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    light = (hsv[..., 2] > 200) & (hsv[..., 1] < 40)
+    if np.r_[light[0], light[-1], light[:, 0], light[:, -1]].mean() < 0.6:
+        return rgb
+    ys, xs = np.where(~light)
+    if len(ys) < 0.05 * h * w:
+        return rgb
+    (y0, y1), (x0, x1) = np.percentile(ys, [20, 80]).astype(int), np.percentile(xs, [20, 80]).astype(int)
+    return rgb[y0 : y1 + 1, x0 : x1 + 1] if min(y1 - y0, x1 - x0) >= 24 else rgb
+
+
+def load_training_photo(path: Path, max_side: int = 320) -> np.ndarray:
+    """A photo as training sees it: decoded, a plain background cut away (``plain_background_crop``), shrunk."""
+    return shrink(plain_background_crop(load_rgb(path)), max_side)

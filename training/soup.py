@@ -70,7 +70,7 @@ def main(argv=None):
     if args.wise is not None and len(args.members) != 1:
         raise SystemExit("--wise interpolates one fold-model directory with its start")
     feats = crossval.load_features(config.BACKBONE, path=args.features) if args.wise is not None else None
-    for fold in crossval.FOLDS:
+    for fold in sorted({d.name for m in args.members for d in Path(m).iterdir() if (d / "model.keras").exists()}):
         dirs = [Path(m) / fold for m in args.members]
         if all((d / "model.keras").exists() for d in dirs):
             start = None if feats is None else (args.wise, starting_point(dirs[0], feats, args.seed))

@@ -40,7 +40,8 @@ HEAD_LABELS = crossval.HEAD_LABELS
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(config.MODEL_DIR))
-    ap.add_argument("--holdout-source", default="", choices=["", *crossval.FOLDS], help="leave this source out entirely")
+    ap.add_argument("--holdout-source", default="", help="leave this source out entirely (a fold of crossval.fold_names: a "
+                    "source with photos of the 8, or out_of_scope for every source without any)")
     ap.add_argument("--seed", type=int, default=config.SEED)
     ap.add_argument("--backbone", default=config.BACKBONE, choices=sorted(backbone.VARIANTS),
                     help="ImageNet EfficientNet-Lite variant (its input size; needs `training.features --backbone` first)")
@@ -58,6 +59,9 @@ def parse_args(argv=None):
     ap.add_argument("--label-smoothing", type=float, default=config.LABEL_SMOOTHING,
                     help="share of each training target spread evenly over the 9 head classes (0: none)")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--other-per-epoch", type=int, default=config.OTHER_PER_EPOCH,
+                    help="fine-tuning epochs take all training photos of the 8 and this many out-of-scope ones, drawn anew "
+                         "each epoch in proportion to their loss weights (0: all of them every epoch)")
     ap.add_argument("--other-patches", type=float, default=config.OTHER_PATCHES,
                     help="share of the 'other' photos' training views that are small patches (training.data.skin_patch)")
     ap.add_argument("--muted-redness", action=argparse.BooleanOptionalAction, default=config.MUTED_REDNESS,
@@ -94,11 +98,24 @@ def training_view(rgb, label: int, other_patches: float, muted_redness: bool, rn
     return data.camera_conditions(view, rng, camera)  # none named: the view unchanged, no random draw
 
 
+def epoch_photos(y, weights, other_per_epoch: int, rng):
+    """(order of the training photos one epoch visits, their loss weights): every photo of the 8 and, with
+    ``other_per_epoch``, that many out-of-scope ones drawn in proportion to their weights and weighted alike so that
+    "other" keeps its total weight (the out-of-scope photos outnumber the 8 four to one: this keeps an epoch short)."""
+    out = np.where(y == len(config.CLASS_IDS))[0]
+    if not other_per_epoch or len(out) <= other_per_epoch:
+        return rng.permutation(len(y)), weights
+    drawn = rng.choice(out, other_per_epoch, replace=False, p=weights[out] / weights[out].sum())
+    weights = weights.copy()
+    weights[drawn] = weights[out].sum() / other_per_epoch
+    return rng.permutation(np.r_[np.where(y < len(config.CLASS_IDS))[0], drawn]), weights
+
+
 def fit_photos(feats: dict, seed: int, holdout_source: str, train_on_val: bool):
     """(grouped split masks, photos fine-tuned on, validation photos one per near-duplicate group): the skin photos of
     the training split (and the validation split with ``train_on_val``), never of ``holdout_source``."""
     masks = crossval.grouped_masks(feats, seed)
-    keep = (feats["y"] >= 0) & (feats["sources"] != holdout_source)
+    keep = (feats["y"] >= 0) & ~crossval.held_out(feats, holdout_source)
     fit_on = masks["train"] | masks["val"] if train_on_val else masks["train"]
     return masks, fit_on & keep, crossval.one_per_group(feats["groups"], masks["val"] & keep)
 
@@ -196,7 +213,7 @@ def main(argv=None):
     root = config.DATA_ROOT
     paths = feats["paths"]
     idx_train, idx_val = np.where(train)[0], np.where(val)[0]
-    images = {i: data.shrink(data.load_rgb(root / paths[i])) for i in tqdm(np.r_[idx_train, idx_val], desc="decode", unit="img")}
+    images = {i: data.load_training_photo(root / paths[i]) for i in tqdm(np.r_[idx_train, idx_val], desc="decode", unit="img")}
     atlas = idx_train[sources[idx_train] == config.ATLAS_SOURCE]
     logo = data.atlas_logo([root / paths[i] for i in atlas]) if args.atlas_logo and len(atlas) else None
     print(f"  atlas logo on {args.atlas_logo:.0%} of the other sources' views" if logo is not None else "  no atlas logo")
@@ -209,7 +226,7 @@ def main(argv=None):
     train_model = keras.Model(model.input, model.output[0])  # predicts; with an adversary, fit_model trains
     loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=args.label_smoothing)
     one_hot = np.eye(len(HEAD_LABELS), dtype=np.float32)
-    weights = crossval.sample_weights(y[idx_train], sources[idx_train], args.weighting)
+    weights = class_weights = crossval.sample_weights(y[idx_train], sources[idx_train], args.weighting)
     if args.source_adversary:
         source_names = sorted(set(sources[idx_train]))
         source_idx = np.array([source_names.index(s) for s in sources[idx_train]])
@@ -238,7 +255,7 @@ def main(argv=None):
     average_from = min(args.average_from, args.epochs)  # a short run averages its last epoch at least
     for epoch in range(args.epochs):
         te = time.time()
-        order = rng.permutation(len(idx_train))
+        order, weights = epoch_photos(y[idx_train], class_weights, args.other_per_epoch, rng)
         losses = []
         bar = tqdm(range(0, len(order), args.batch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch")
         for s in bar:
@@ -250,21 +267,23 @@ def main(argv=None):
             xb = np.stack([to_model_input(v, size, colour_constancy=cc) for v in views])
             losses.append(fit_batch(xb, pick))
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
-        logits = train_model.predict(x_val, batch_size=args.batch, verbose=0)
-        val_loss = float(-np.mean(np.log(softmax(logits)[np.arange(len(y_val)), y_val] + 1e-12)))
-        val_acc = float((logits.argmax(1) == y_val).mean())
-        in_scope = y_val < len(config.CLASS_IDS)
-        val_top1 = float((logits[in_scope, : len(config.CLASS_IDS)].argmax(1) == y_val[in_scope]).mean())
-        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
-                        "val_top1_9": val_acc, "val_top1_8_in_scope": val_top1})
-        print(f"  epoch {epoch + 1}: val loss {val_loss:.3f} top-1 (9 classes) {val_acc:.3f}, top-1 of the 8 "
-              f"{val_top1:.3f} ({time.time() - te:.0f} s, total {(time.time() - t0) / 60:.1f} min)", flush=True)
-        if average_from:  # weight averaging over the later epochs (Izmailov et al. 2018), no early stop
+        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses))})
+        if average_from:  # weight averaging over the later epochs (Izmailov et al. 2018), no early stop; validation at the end
+            print(f"  epoch {epoch + 1}: train loss {np.mean(losses):.3f} ({time.time() - te:.0f} s, total "
+                  f"{(time.time() - t0) / 60:.1f} min)", flush=True)
             if epoch + 1 >= average_from:
                 now = train_model.get_weights()
                 averaged = now if averaged is None else [a + w for a, w in zip(averaged, now)]
                 n_averaged += 1
             continue
+        logits = train_model.predict(x_val, batch_size=args.batch, verbose=0)
+        val_loss = float(-np.mean(np.log(softmax(logits)[np.arange(len(y_val)), y_val] + 1e-12)))
+        in_scope = y_val < len(config.CLASS_IDS)
+        val_top1 = float((logits[in_scope, : len(config.CLASS_IDS)].argmax(1) == y_val[in_scope]).mean())
+        history[-1].update({"val_loss": val_loss, "val_top1_9": float((logits.argmax(1) == y_val).mean()),
+                            "val_top1_8_in_scope": val_top1})
+        print(f"  epoch {epoch + 1}: val loss {val_loss:.3f}, top-1 of the 8 {val_top1:.3f} ({time.time() - te:.0f} s, "
+              f"total {(time.time() - t0) / 60:.1f} min)", flush=True)
         # kept: the epoch that names the infection best on validation (the 9-way loss rises early, as the
         # "other" photos of the atlas look like its photos of the 8), ties broken by the loss
         score = val_top1 - 0.01 * val_loss
@@ -314,7 +333,8 @@ def main(argv=None):
         "atlas_logo": args.atlas_logo if logo is not None else 0.0,
         "weighting": args.weighting, "holdout_source": args.holdout_source, "train_on_val": args.train_on_val, "seed": args.seed,
         "train_photos": int(train.sum()), "val_photos": int(val.sum()), "history": history,
-        "train_photos_by_source": {s: int(((sources == s) & train).sum()) for s in crossval.FOLDS},
+        "train_photos_by_source": {s: int(((sources == s) & train).sum()) for s in sorted(set(sources[y >= 0]))},
+        "other_per_epoch": args.other_per_epoch, "epochs": args.epochs,
         "train_minutes": (time.time() - t0) / 60}, indent=2))
     print(f"done in {(time.time() - t0) / 60:.1f} min")
     return model

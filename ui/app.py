@@ -41,7 +41,9 @@ CARD_SECTIONS = (
     ("Urgent signs: get help today", "urgent_signs"),
 )
 SOURCE_NAMES = {"kaggle": "Kaggle web collection", "dermnet": "DermNet NZ atlas", "sd198": "SD-198 clinical photos",
-                "nailweb": "toenail web photos"}
+                "nailweb": "toenail web photos", "mpoxweb": "monkeypox-study web photos", "tineaweb": "tinea web photos",
+                "f17k": "Fitzpatrick17k atlases (skin types I-VI)", "bites": "insect-bite web photos",
+                "azh": "wound-clinic skin patches", "hands11k": "hands on a white background"}
 API_DOWN_HINT = "Please try again in a minute. If it keeps happening, the skinscan service may be down."
 CONNECTION_CODES = {"api_unreachable", "timeout", "server_error", "bad_response", "internal_error"}
 BUSY_CODES = {"busy"}  # 503 after the client's retries
@@ -177,11 +179,12 @@ def render_differential(differential: list[dict], title: str = "Possible conditi
 
 
 def render_confidence(result: dict, gates: dict | None = None) -> None:
-    """The "How sure is this?" explanation: calibrated probabilities and the two gates' scores."""
+    """The "How sure is this?" explanation: calibrated probabilities and the checks' scores."""
     skin, unknown = result.get("skin") or {}, result.get("unknown") or {}
     gates = gates or {}
     skin_thr = (gates.get("skin") or {}).get("threshold")
     unk_thr = (gates.get("unknown") or {}).get("threshold")
+    sure_thr = (gates.get("unknown") or {}).get("confident")
     with st.expander("How sure is this?"):
         st.markdown(
             "**The percentages are calibrated probabilities.** After training, the model's scores were adjusted "
@@ -191,18 +194,25 @@ def render_confidence(result: dict, gates: dict | None = None) -> None:
             "each condition. They compare only the 8 conditions skinscan knows, come from a single photo, and can be "
             "wrong: a high percentage is not a diagnosis, and \">99%\" means very confident, not certain."
         )
-        st.markdown("**Two checks run before a condition is named:**")
+        st.markdown("**Three checks decide the answer:**")
         skin_line = (f"- **Is this skin?** score {num(skin.get('score'), 2)}"
                      + (f" (needs at least {num(skin_thr, 2)})" if skin_thr is not None else "")
                      + f": {'passed' if skin.get('is_skin') else 'not skin, so no condition was named'}.")
+        sure_line = (f"- **Sure enough to name one?** probability of the likeliest condition, other skin conditions "
+                     f"counted too: {prob(unknown.get('confidence'))}"
+                     + (f" (needs at least {pct(sure_thr)})" if sure_thr is not None else "")
+                     + f": {'yes' if result.get('verdict') == 'disease' else 'no'}.")
         unk_line = (f"- **Is it one of the 8 conditions?** unfamiliarity score {num(unknown.get('score'), 2)}"
-                    + (f" (above {num(unk_thr, 2)} counts as unknown)" if unk_thr is not None else "")
+                    + (f" (at least {num(unk_thr, 2)} counts as none of them)" if unk_thr is not None else "")
                     + f": {'looks unlike the 8 conditions' if unknown.get('is_unknown') else 'looks like one of them'}.")
-        st.markdown(skin_line + "\n" + unk_line)
-        st.caption(f"The unknown check is strict on purpose: set so that no photo collection we could test has more "
-                   f"than {config.UNKNOWN_MAX_OUT_OF_SCOPE:.0%} of its other conditions or healthy skin given a disease, "
-                   "it also calls many photos of the 8 conditions unknown; see \"About the model\" for how often "
-                   "each check is right.")
+        st.markdown("\n".join([skin_line, unk_line, sure_line]))  # in the order they decide
+        st.caption("\"Unknown\" is said only when the photo looks unlike all 8, a condition is named only when the "
+                   "model is sure enough, and in between skinscan says it is not sure and names the two likeliest. On "
+                   "photo collections the model never saw, the limits were set so that at most "
+                   f"{config.TIER_MAX_OTHER_MEAN:.0%} of other skin conditions on average ({config.TIER_MAX_OTHER_WORST:.0%} "
+                   f"in any one collection) and {config.TIER_MAX_HEALTHY:.0%} of healthy skin were named as one of the 8, "
+                   f"and at most {config.TIER_MAX_NONE_OF_8:.0%} of photos of the 8 were called unknown. See \"About the "
+                   "model\" for how often each check is right.")
         if result.get("verdict") == "unknown" and result.get("differential"):
             st.markdown("**If it is one of the 8 after all, the closest (shares among the 8 only, shown for "
                         "information; the check above doubts it is any of them):**")
@@ -238,6 +248,13 @@ def render_headline(result: dict) -> None:
         st.warning(md(result.get("message") or config.VERDICT_MESSAGES["not_skin"]))
     elif verdict == "unknown":
         st.warning(md(result.get("message") or config.VERDICT_MESSAGES["unknown"]))
+    elif verdict == "uncertain":  # no "Most likely" headline: the two likeliest, side by side
+        pair = result.get("candidates") or []
+        st.subheader("Not sure: " + " or ".join(md(e.get("name", "?")) for e in pair))
+        st.warning(md(result.get("message") or "skinscan is not sure which condition this is."))
+        st.markdown("**The two likeliest:** " + ", ".join(f"{md(e.get('name', '?'))} {prob(e.get('probability'))}"
+                                                           for e in pair)
+                    + ". Neither is confirmed: a doctor or pharmacist can tell them apart, or rule both out.")
     else:
         disease = result.get("disease") or {}
         st.subheader(f"Most likely: {md(disease.get('name', '?'))}, {prob(disease.get('probability'))}")
@@ -264,6 +281,8 @@ def render_result(result: dict, gates: dict | None = None, photo: bytes | None =
     render_quality(result.get("quality"))
     if verdict == "disease":
         render_differential(result.get("differential") or [])
+    elif verdict == "uncertain":  # shares among the 8 can read high while the photo may be none of them
+        render_differential(result.get("differential") or [], "Which of the 8 it looks most like (shares among the 8)")
     render_confidence(result, gates)
     if verdict == "disease" and info:
         render_card(info)
@@ -302,7 +321,8 @@ def page_check(client: Client) -> None:
             return
         st.session_state["last_result"] = {"key": key, "result": result}
     try:
-        gates = fetch_model(client.url).get("gates")
+        model = (fetch_model(client.url).get("test") or {}).get("model") or {}
+        gates = {"unknown": {"threshold": model.get("unknown_threshold"), "confident": model.get("confident_threshold")}}
     except ClientError:
         gates = None  # the result still shows, only without the gates' thresholds
     render_result(result, gates, photo=photo.getvalue())
@@ -316,7 +336,7 @@ def page_conditions(client: Client) -> None:
         show_api_error(err)
         return
     st.write(f"skinscan recognises these {len(cards)} skin infections. Anything else should come back as "
-             "\"not one of the conditions we recognise\".")
+             "\"unknown\", or as \"not sure\" when it looks like one of them.")
     for card in cards:
         with st.expander(f"{card['name']} · {URGENCY_SHORT.get(card.get('urgency'), card.get('urgency'))}"):
             render_card(card, heading=False)
@@ -335,15 +355,18 @@ def render_model(summary: dict, figures: dict[str, bytes] | None = None, names: 
     if unseen.get("folds"):
         st.subheader("On photos from a source it never saw")
         st.write("Each row: the model trained without that photo collection, then asked about its photos. This is the "
-                 "best guess of how skinscan does on your own photos. \"When a condition is named\": the percentage shown "
-                 "beside it on average, and how often it was the right one.")
+                 "best guess of how skinscan does on your own photos. \"Named\": the right condition, said with "
+                 "confidence; \"Useful\": named, or \"not sure\" with the right one among the two it names; \"Told none of "
+                 "the 8\": a photo of one of the 8 answered \"unknown\". \"When a condition is named\": the percentage "
+                 "shown beside it on average, and how often it was the right one.")
         rows = []
         for source in unseen["folds"]:
             r = unseen["table"].get(source) or {}
             ins, other, healthy = r.get("in_scope") or {}, r.get("other") or {}, r.get("healthy") or {}
             named = ins.get("named") or {}
-            rows.append({"Photos from": SOURCE_NAMES.get(source, source), "Right answer": pct(ins.get("right_answer"), 1),
-                         "Called unknown": pct(ins.get("called_unknown"), 1),
+            rows.append({"Photos from": SOURCE_NAMES.get(source, source), "Named": pct(ins.get("right_answer"), 1),
+                         "Useful": pct(ins.get("useful"), 1), "Not sure": pct(ins.get("uncertain"), 1),
+                         "Told none of the 8": pct(ins.get("called_unknown"), 1),
                          "When a condition is named: shown": pct(named.get("mean_probability"), 1) if named else "-",
                          "...and right": pct(named.get("right"), 1) if named else "-",
                          "Other conditions given a disease": pct(other.get("given_a_disease"), 1) if other else "-",
@@ -397,10 +420,10 @@ def render_gates(gates: dict) -> None:
         st.write(f"{md(gates['skin_method'])}. Everyday photos wrongly accepted as skin: {pct(ns.get('rate'), 1)} of "
                  f"{ns.get('n', '?')} never fitted on; skin photos of the test split wrongly rejected: "
                  f"{pct(gates.get('real_skin_rejected_test'), 1)}.")
-    if gates.get("unknown_method"):
-        st.subheader("Unknown-condition check")
-        st.write(f"{md(gates['unknown_method'])}. How often it is right on photo sources it never saw is in the "
-                 "first table above.")
+    method = gates.get("tier_method") or gates.get("unknown_method")  # a model before the three tiers: unknown_method
+    if method:
+        st.subheader("How the answer is decided")
+        st.write(f"{md(method)}. How often it is right on photo sources it never saw is in the first table above.")
 
 
 def page_about(client: Client) -> None:
