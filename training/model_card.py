@@ -34,14 +34,14 @@ def source_row(name: str, r: dict, digits: int = 3) -> list:
     ins, oth, hea = r.get("in_scope", {}), r.get("other"), r.get("healthy")
 
     def share(x):
-        return "n/a" if x is None else f"{x:.{digits - 2}%}"
+        return "-" if x is None else f"{x:.{digits - 2}%}"
 
     def figure(key):
-        return f"{ins[key]:.{digits}f}" if key in ins else "n/a"
+        return f"{ins[key]:.{digits}f}" if key in ins else "-"
 
     def out(r):
         return f"{share(r['given_a_disease'])} / {share(r.get('uncertain'))} (n = {r['n']})" if r else "-"
-    return [name, ins.get("n", 0), figure("right_answer"), figure("useful"), share(ins.get("uncertain")),
+    return [name, ins.get("n", "-"), figure("right_answer"), figure("useful"), share(ins.get("uncertain")),
             share(ins.get("called_unknown")), figure("top1"), out(oth), out(hea), figure("ece")]
 
 
@@ -278,7 +278,7 @@ def readme_figures(model_dir: Path) -> str:
              for s in cv.get("report_only", {})]
     test = m["test_decisions"]
     rows.append(source_row("grouped test split, all sources (seen in training)", test, 2))
-    rows += [source_row(f"... {SOURCE_NAMES.get(s, s)}", r, 2) for s, r in m["test_by_source"].items() if "in_scope" in r]
+    rows += [source_row(f"... {SOURCE_NAMES.get(s, s)}", r, 2) for s, r in m["test_by_source"].items()]
     n_skin = sum(test[k]["n"] for k in ("in_scope", "other", "healthy") if k in test)
     rejected = {k: round(test[k]["rejected_not_skin"] * test[k]["n"]) for k in ("in_scope", "other", "healthy") if k in test}
     words = {"in_scope": "photos of the 8", "other": "other conditions", "healthy": "healthy skin photos"}

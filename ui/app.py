@@ -252,9 +252,9 @@ def render_headline(result: dict) -> None:
         pair = result.get("candidates") or []
         st.subheader("Not sure: " + " or ".join(md(e.get("name", "?")) for e in pair))
         st.warning(md(result.get("message") or "skinscan is not sure which condition this is."))
-        st.markdown("**The two likeliest:** " + ", ".join(f"{md(e.get('name', '?'))} {prob(e.get('probability'))}"
-                                                           for e in pair)
-                    + ". Neither is confirmed: a doctor or pharmacist can tell them apart, or rule both out.")
+        st.markdown("**The two likeliest:** " + " and ".join(md(e.get("name", "?")) for e in pair)
+                    + ". Neither is confirmed, and it may be neither: a doctor or pharmacist can tell them apart, or rule "
+                      "both out.")
     else:
         disease = result.get("disease") or {}
         st.subheader(f"Most likely: {md(disease.get('name', '?'))}, {prob(disease.get('probability'))}")
@@ -282,7 +282,8 @@ def render_result(result: dict, gates: dict | None = None, photo: bytes | None =
     if verdict == "disease":
         render_differential(result.get("differential") or [])
     elif verdict == "uncertain":  # shares among the 8 can read high while the photo may be none of them
-        render_differential(result.get("differential") or [], "Which of the 8 it looks most like (shares among the 8)")
+        render_differential(result.get("differential") or [], "If it is one of the 8, which it looks most like "
+                                                              "(shares among the 8 only)")
     render_confidence(result, gates)
     if verdict == "disease" and info:
         render_card(info)
