@@ -130,9 +130,10 @@ LABEL_SMOOTHING = 0.0  # training.train: share of each target spread over the 9 
 HEAD_C = 1.0  # inverse L2 strength of the logistic head (phase 1 and training.crossval)
 # Three tiers of answer (skinscan.unknown_gate), from the 9-way calibrated head: "unknown" (none of the 8) when 1 - the
 # probability of the UNKNOWN_TOP_DISEASES likeliest infections is at least the unknown threshold, else "disease" when the
-# likeliest infection has at least the confident threshold of probability, else "uncertain" (naming the two likeliest). training.calibrate (crossval.choose_tiers) sets both on the leave-one-source-out folds, for the worst
-# held-out source: the unknown threshold is the lowest that calls no source's photos of the 8 "unknown" more than
-# TIER_MAX_NONE_OF_8; the confident threshold the lowest that gives a confident disease to at most TIER_MAX_OTHER_MEAN of
+# likeliest infection has at least the confident threshold of probability, else "uncertain" (naming the two likeliest).
+# training.calibrate (crossval.choose_tiers) sets both on the leave-one-source-out folds, for the worst held-out source:
+# the unknown threshold is the lowest that calls no source's photos of the 8 "unknown" more than TIER_MAX_NONE_OF_8;
+# the confident threshold the lowest that gives a confident disease to at most TIER_MAX_OTHER_MEAN of
 # the other-condition photos on average over the held-out sources, TIER_MAX_OTHER_WORST on any one, and TIER_MAX_HEALTHY
 # of any source's healthy skin. The product floors are 0.10 / 0.12 / 0.30 / 0.05: the margins are for sources we lack.
 UNKNOWN_TOP_DISEASES = 2

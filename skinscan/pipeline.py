@@ -91,9 +91,11 @@ class Pipeline:
         candidates = differential[: {"disease": 1, "uncertain": 2}.get(verdict, 0)]  # the infections the answer names
         info = self.cards[disease["id"]] if disease else None
         first, second = (differential + [None, None])[:2]
-        close_call = verdict == "disease" and second is not None and second["probability"] >= config.CLOSE_CALL * first["probability"]
+        close_call = (verdict == "disease" and second is not None
+                      and second["probability"] >= config.CLOSE_CALL * first["probability"])
         key = "disease_or" if close_call else verdict
-        message = config.VERDICT_MESSAGES[key].format(name=first["name"] if first else "", second=second["name"] if second else "")
+        message = config.VERDICT_MESSAGES[key].format(name=first["name"] if first else "",
+                                                      second=second["name"] if second else "")
         timings = {**prepared.timings_ms, "model": round(model_ms, 1), "gates": _ms(t0)}
         timings["total"] = round(sum(timings.values()), 1)
         return {

@@ -354,29 +354,31 @@ def choose_tiers(feats, folds, temperature, sources, top=config.UNKNOWN_TOP_DISE
     the confident threshold the lowest (the most named) that gives a confident disease to at most ``max_other_mean`` of
     the other-condition photos on average over the sources, ``max_other_worst`` on any one, and ``max_healthy`` of any
     source's healthy skin. -> the rule ({"top_diseases", "threshold", "confident"}) with the figures it met."""
-    reports = lambda rule: {s: report_source(feats, folds["fold"] == s, folds["logits"][folds["fold"] == s],  # noqa: E731
-                                             folds["skin"][folds["fold"] == s], temperature, rule) for s in sources}
+    def figures(rule) -> dict:  # the worst and mean figures over the sources under a rule
+        reps = [report_source(feats, folds["fold"] == s, folds["logits"][folds["fold"] == s], folds["skin"][folds["fold"] == s],
+                              temperature, rule) for s in sources]
+        ins = [r["in_scope"] for r in reps if "in_scope" in r]
+        other = [r["other"]["given_a_disease"] for r in reps if "other" in r]
+        healthy = [r["healthy"]["given_a_disease"] for r in reps if "healthy" in r]
+        return {"none_of_8_worst": max(r["called_unknown"] for r in ins),
+                "other_given_a_disease_mean": float(np.mean(other)) if other else 0.0,
+                "other_given_a_disease_worst": max(other, default=0.0),
+                "healthy_given_a_disease_worst": max(healthy, default=0.0),
+                "named_mean": float(np.mean([r["right_answer"] for r in ins])),
+                "useful_mean": float(np.mean([r["useful"] for r in ins]))}
+
     rule = {"method": "other_class", "top_diseases": int(top), "threshold": 1.0, "confident": 1.01}
     for t in TIER_GRID:  # the unknown answer comes first: its rate does not depend on the confident threshold
-        none_of_8 = max(r["in_scope"]["called_unknown"] for r in reports({**rule, "threshold": t}).values() if "in_scope" in r)
-        if none_of_8 <= max_none_of_8:
+        if figures({**rule, "threshold": t})["none_of_8_worst"] <= max_none_of_8:
             rule["threshold"] = float(t)
             break
     for c in TIER_GRID:
-        rep = reports({**rule, "confident": c})
-        other = [r["other"]["given_a_disease"] for r in rep.values() if "other" in r]
-        healthy = [r["healthy"]["given_a_disease"] for r in rep.values() if "healthy" in r]
-        if np.mean(other) <= max_other_mean and max(other) <= max_other_worst and max(healthy, default=0) <= max_healthy:
+        f = figures({**rule, "confident": c})
+        if (f["other_given_a_disease_mean"] <= max_other_mean and f["other_given_a_disease_worst"] <= max_other_worst
+                and f["healthy_given_a_disease_worst"] <= max_healthy):
             rule["confident"] = float(c)
             break
-    rep = reports(rule)
-    ins = [r["in_scope"] for r in rep.values() if "in_scope" in r]
-    rule["met"] = {"none_of_8_worst": max(r["called_unknown"] for r in ins),
-                   "other_given_a_disease_mean": float(np.mean([r["other"]["given_a_disease"] for r in rep.values() if "other" in r])),
-                   "other_given_a_disease_worst": max(r["other"]["given_a_disease"] for r in rep.values() if "other" in r),
-                   "healthy_given_a_disease_worst": max([r["healthy"]["given_a_disease"] for r in rep.values() if "healthy" in r], default=0.0),
-                   "named_mean": float(np.mean([r["right_answer"] for r in ins])),
-                   "useful_mean": float(np.mean([r["useful"] for r in ins]))}
+    rule["met"] = figures(rule)
     return rule
 
 

@@ -1,0 +1,95 @@
+"""Post-hoc variants of the three tiers on the cached fold predictions (no retraining), for experiments.json.
+
+    .venv/bin/python -m training.tier_variants [--folds cache/folds] [--out FILE.json]
+
+Reads each fold model's ``heldout.npz`` (written by ``training.calibrate``) and the shipped temperature, then, with every
+held-out photo counted as skin: the caps at the product floors instead of ``config``'s, and other confidence scores for
+the confident tier (each at its own lowest threshold under the shipped caps). Prints and writes named / useful and
+the out-of-scope figures of each.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from skinscan import config
+from skinscan.classifier import softmax
+from skinscan.unknown_gate import unknown_scores
+from training import crossval
+
+N = len(config.CLASS_IDS)
+FLOORS = {"max_none_of_8": 0.10, "max_other_mean": 0.12, "max_other_worst": 0.30, "max_healthy": 0.05}
+CONFIDENCE = {  # rows of head logits, temperature -> a confidence score per row (higher: surer of one infection)
+    "9-way p1 (shipped)": lambda lo, t: np.sort(softmax(lo, t)[:, :N], axis=1)[:, -1],
+    "9-way margin p1 - max(p2, other)": lambda lo, t: (lambda p: np.sort(p[:, :N], axis=1)[:, -1]
+                                                       - np.maximum(np.sort(p[:, :N], axis=1)[:, -2], p[:, N]))(softmax(lo, t)),
+    "8-way p1 x (1 - other)": lambda lo, t: np.sort(softmax(lo[:, :N], t), axis=1)[:, -1] * (1 - softmax(lo, t)[:, N]),
+    "9-way p1 at T = 1": lambda lo, t: np.sort(softmax(lo, 1.0)[:, :N], axis=1)[:, -1],
+}
+
+
+def fold_predictions(feats, folds_dir: Path) -> dict:
+    """The loso layout of training.calibrate from the cached heldout.npz files (every photo counted as skin)."""
+    test = crossval.grouped_masks(feats)["test"]
+    n = len(feats["y"])
+    loso = {"logits": np.zeros((n, N + 1)), "skin": np.ones(n, bool), "fold": np.array([""] * n, dtype=object)}
+    for fold in crossval.fold_names(feats):
+        if (folds_dir / fold / "heldout.npz").exists():
+            held = crossval.heldout_photos(feats, fold, test)
+            with np.load(folds_dir / fold / "heldout.npz") as z:
+                loso["logits"][held] = z["logits"]
+            loso["fold"][held] = feats["sources"][held]
+    return loso
+
+
+def confidence_variant(feats, loso, temperature, sources, rule, score) -> dict:
+    """The lowest threshold on ``score`` that meets the shipped caps, at the shipped unknown threshold; its figures."""
+    per = {s: loso["fold"] == s for s in sources}
+    for c in crossval.TIER_GRID:
+        named, useful, other, healthy = [], [], [], []
+        for m in per.values():
+            lo, y, kinds = loso["logits"][m], feats["y"][m], feats["kinds"][m]
+            unknown = unknown_scores(lo, temperature, N, rule["top_diseases"]) >= rule["threshold"]
+            sure, top2 = (score(lo, temperature) >= c) & ~unknown, np.argsort(-lo[:, :N], axis=1)[:, :2]
+            d = kinds == "disease"
+            if d.any():
+                hit = sure[d] & (top2[d, 0] == y[d])
+                named.append(hit.mean())
+                useful.append((hit | (~sure[d] & ~unknown[d] & (top2[d] == y[d][:, None]).any(1))).mean())
+            other += [sure[kinds == "other"].mean()] if (kinds == "other").any() else []
+            healthy += [sure[kinds == "healthy"].mean()] if (kinds == "healthy").any() else []
+        if (np.mean(other) <= config.TIER_MAX_OTHER_MEAN and max(other) <= config.TIER_MAX_OTHER_WORST
+                and max(healthy) <= config.TIER_MAX_HEALTHY):
+            return {"confident": float(c), "named_mean": float(np.mean(named)), "useful_mean": float(np.mean(useful)),
+                    "other_mean": float(np.mean(other)), "other_worst": float(max(other)), "healthy_worst": float(max(healthy))}
+    return {}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--folds", default=str(config.ROOT / "cache" / "folds"))
+    ap.add_argument("--model", default=str(config.MODEL_DIR))
+    ap.add_argument("--out", default=None, help="JSON to write (default: print only)")
+    args = ap.parse_args(argv)
+    feats = crossval.load_features(config.BACKBONE)
+    cv = json.loads((Path(args.model) / "crossval.json").read_text())
+    loso, temperature, sources = fold_predictions(feats, Path(args.folds)), cv["temperature"], cv["fitted_on"]
+    out = {"shipped caps": crossval.choose_tiers(feats, loso, temperature, sources),
+           "caps at the product floors": crossval.choose_tiers(feats, loso, temperature, sources, **FLOORS)}
+    for name, rule in list(out.items()):
+        out[name]["healthy_uncertain_mean"] = float(np.mean(
+            [crossval.report_source(feats, loso["fold"] == s, loso["logits"][loso["fold"] == s], loso["skin"][loso["fold"] == s],
+                                    temperature, rule)["healthy"]["uncertain"]
+             for s in sources if ((loso["fold"] == s) & (feats["kinds"] == "healthy")).any()]))
+    out["confidence scores"] = {name: confidence_variant(feats, loso, temperature, sources, out["shipped caps"], score)
+                                for name, score in CONFIDENCE.items()}
+    print(json.dumps(out, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
