@@ -251,17 +251,18 @@ def robustness_section(version: str, path: Path = config.ROOT / "bench" / "resul
     r = json.loads(path.read_text()) if path.exists() else None
     if not r or r["model"]["version"] != version:
         return []
-    rows = [[name, c["what"], pct(c["all"]["in_scope"]["right_answer"]), pct(c["all"]["in_scope"]["top1"]),
-             pct(c["all"]["in_scope"]["called_unknown"]), pct(c["all"]["in_scope"]["rejected_not_skin"]),
-             c["lost_right_answers"], pct(c["all"]["other"]["given_a_disease"]), pct(c["all"]["healthy"]["given_a_disease"])]
+    rows = [[name, c["what"], pct(c["all"]["in_scope"]["right_answer"]), pct(c["all"]["in_scope"].get("useful")),
+             pct(c["all"]["in_scope"]["top1"]), pct(c["all"]["in_scope"]["called_unknown"]),
+             pct(c["all"]["in_scope"]["rejected_not_skin"]), c["lost_right_answers"],
+             pct(c["all"]["other"]["given_a_disease"]), pct(c["all"]["healthy"]["given_a_disease"])]
             for name, c in r["conditions"].items()]
     return ["## Phone-camera conditions (the grouped test split re-rendered)",
             f"`python -m bench.robustness`: the same test photos ({r['n']['disease']} of the 8, {r['n']['other']} other "
             f"conditions, {r['n']['healthy']} healthy) rendered one condition at a time and uploaded through the whole served "
             "pipeline. Renderings, not real photos: the darker-skin row darkens light-skinned photos and says little about "
             "real darker skin.", "",
-            table(["condition", "what", "right answer", "top-1", "called unknown", "not skin", "right answers lost",
-                   "other given a disease", "healthy given a disease"], rows), ""]
+            table(["condition", "what", "named", "useful", "top-1", "none of the 8", "not skin", "named answers lost",
+                   "other given a confident disease", "healthy given a confident disease"], rows), ""]
 
 
 README_START = "<!-- figures: written by training.model_card from crossval.json, metrics.json and gates.json -->"
