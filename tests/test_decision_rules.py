@@ -44,8 +44,7 @@ def test_tiers_are_set_for_the_worst_source():
 
     def figures(threshold, confident):
         r = {**rule, "threshold": threshold, "confident": confident}
-        reps = [crossval.report_source(feats, folds["fold"] == s, folds["logits"][folds["fold"] == s],
-                                       folds["skin"][folds["fold"] == s], 1.0, r) for s in ("a", "b")]
+        reps = [crossval.report_held_out(feats, folds, s, 1.0, r) for s in ("a", "b")]
         return (max(x["in_scope"]["called_unknown"] for x in reps), [x["other"]["given_a_disease"] for x in reps],
                 np.mean([x["in_scope"]["right_answer"] for x in reps]), np.mean([x["in_scope"]["useful"] for x in reps]))
 

@@ -268,6 +268,12 @@ def report_source(feats, mask, logits, skin, temperature, rule, by_unknown=None)
     return out
 
 
+def report_held_out(feats, folds, source, temperature, rule, by_unknown=None) -> dict:
+    """``report_source`` of one held-out source's rows of the fold predictions (``folds["fold"] == source``)."""
+    m = folds["fold"] == source
+    return report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, rule, by_unknown)
+
+
 def out_of_scope_by_condition(feats, folds, temperature, rule, sources) -> dict:
     """Per other condition (and healthy skin) on the held-out sources: photos, the share given a confident disease and
     the share answered uncertain, and which diseases they were given (most often first): where a user with that
@@ -355,8 +361,7 @@ def choose_tiers(feats, folds, temperature, sources, top=config.UNKNOWN_TOP_DISE
     the other-condition photos on average over the sources, ``max_other_worst`` on any one, and ``max_healthy`` of any
     source's healthy skin. -> the rule ({"top_diseases", "threshold", "confident"}) with the figures it met."""
     def figures(rule) -> dict:  # the worst and mean figures over the sources under a rule
-        reps = [report_source(feats, folds["fold"] == s, folds["logits"][folds["fold"] == s], folds["skin"][folds["fold"] == s],
-                              temperature, rule) for s in sources]
+        reps = [report_held_out(feats, folds, s, temperature, rule) for s in sources]
         ins = [r["in_scope"] for r in reps if "in_scope" in r]
         other = [r["other"]["given_a_disease"] for r in reps if "other" in r]
         healthy = [r["healthy"]["given_a_disease"] for r in reps if "healthy" in r]
@@ -389,8 +394,7 @@ def operating_curve(feats, folds, temperature, sources, rule, grid=np.round(np.a
     for c in grid:
         row = {"confident": float(c)}
         for s in sources:
-            m = folds["fold"] == s
-            r = report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, {**rule, "confident": c})
+            r = report_held_out(feats, folds, s, temperature, {**rule, "confident": c})
             row[s] = {k: round(r["in_scope"][k], 3) for k in ("right_answer", "useful")} if "in_scope" in r else {}
             row[s].update({k: round(r[k]["given_a_disease"], 3) for k in ("other", "healthy") if k in r})
         rows.append(row)
@@ -401,8 +405,7 @@ def summarise(feats, folds, temperature, rule, sources, report_only=(), by_unkno
     """A row per held-out source (``report_only`` ones too), the grouped split's rows, and a summary over ``sources``."""
     table = {}
     for source in [*sources, *report_only]:
-        m = folds["fold"] == source
-        table[source] = report_source(feats, m, folds["logits"][m], folds["skin"][m], temperature, rule, by_unknown)
+        table[source] = report_held_out(feats, folds, source, temperature, rule, by_unknown)
     for part in ("val", "test"):
         if f"grouped_{part}" in folds:
             g = folds[f"grouped_{part}"]

@@ -81,8 +81,7 @@ def main(argv=None):
            "caps at the product floors": crossval.choose_tiers(feats, loso, temperature, sources, **FLOORS)}
     for name, rule in list(out.items()):
         out[name]["healthy_uncertain_mean"] = float(np.mean(
-            [crossval.report_source(feats, loso["fold"] == s, loso["logits"][loso["fold"] == s], loso["skin"][loso["fold"] == s],
-                                    temperature, rule)["healthy"]["uncertain"]
+            [crossval.report_held_out(feats, loso, s, temperature, rule)["healthy"]["uncertain"]
              for s in sources if ((loso["fold"] == s) & (feats["kinds"] == "healthy")).any()]))
     out["confidence scores"] = {name: confidence_variant(feats, loso, temperature, sources, out["shipped caps"], score)
                                 for name, score in CONFIDENCE.items()}
