@@ -1,6 +1,6 @@
 """The API's paths that a healthy server cannot be made to take on demand, in-process on the real FastAPI app: the
 500 and 503 handlers (JSON error shape, Retry-After), 404/405, the classifier call's retry, and an "uncertain" answer
-(the shipped gates never give one)."""
+from a model copy whose gates make a chosen real photo uncertain (conftest)."""
 from __future__ import annotations
 
 import asyncio

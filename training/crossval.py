@@ -1,17 +1,16 @@
 """Leave-one-source-out evaluation: how skinscan does on a photo source it has never seen.
 
-    .venv/bin/python -m training.crossval [--backbone lite2] [--out FILE.json]      (make crossval)
+    .venv/bin/python -m training.crossval [--backbone lite2] [--out FILE.json] [--list-folds]
 
-Each fold holds one whole source out (Kaggle collection, DermNet NZ, SD-198, toenail crawl), fits the
-classifier head (8 infections + "other") and the skin gate on the other sources, and runs the pipeline's
-decision (skin gate -> unknown -> disease) on the held-out source: right answer (verdict ``disease`` with the
-true class), top-1, called unknown, other conditions and healthy skin given a disease, top-label ECE. A sixth
-"grouped" fold is the usual split within all sources (near-duplicate groups never straddle it).
+The folds (``fold_names``): one per source with photos of the 8, and ``out_of_scope``, which holds out every source
+without any at once; make crossval fine-tunes a model per fold (``training.train --holdout-source``). This module also
+holds the shared decision code: the three tiers per photo (``decide``), a source's figures (``report_source``: named,
+useful, uncertain, none of the 8; other conditions and healthy skin given a confident disease), the tier thresholds
+(``choose_tiers``) and the temperatures that ``training.calibrate`` fits on the folds' predictions, never on a test split.
 
-The head is fitted on cached frozen-backbone embeddings (``training.features``), which is what the shipped
-model is, so each fold is the shipped method minus one source. The candidate settings (weighting, C,
-colour constancy, backbone) are compared here; the temperature and the unknown threshold are then fitted on
-the pooled leave-one-source-out predictions, never on a test split.
+Run as a command, it compares head settings (weighting, C, colour constancy, backbone) on cached frozen-backbone
+embeddings (``training.features``): each fold fits the head and the skin gate without its source, and a "grouped"
+fold is the usual split within all sources (near-duplicate groups never straddle it).
 """
 from __future__ import annotations
 
@@ -46,13 +45,14 @@ REPORT_ONLY = {"kaggle": "without the Kaggle collection the training set has one
 def out_of_scope_sources(feats) -> list[str]:
     """Skin-photo sources with no photo of the 8 (atlases of other conditions, bites, healthy skin)."""
     skin, sources = feats["y"] >= 0, feats["sources"]
-    return sorted(set(sources[skin]) - set(sources[feats["kinds"] == "disease"]))
+    return sorted(str(s) for s in set(sources[skin]) - set(sources[feats["kinds"] == "disease"]))
 
 
 def fold_names(feats) -> list[str]:
     """The leave-one-source-out folds: one per source with photos of the 8, then ``OUT_OF_SCOPE_FOLD`` (whatever
     sources ``../shared/data`` holds: new ones join without code changes)."""
-    return sorted(set(feats["sources"][feats["kinds"] == "disease"])) + ([OUT_OF_SCOPE_FOLD] if out_of_scope_sources(feats) else [])
+    in_scope = sorted(str(s) for s in set(feats["sources"][feats["kinds"] == "disease"]))
+    return in_scope + ([OUT_OF_SCOPE_FOLD] if out_of_scope_sources(feats) else [])
 
 
 def held_out(feats, fold: str) -> np.ndarray:

@@ -255,7 +255,7 @@ def main(argv=None):
     average_from = min(args.average_from, args.epochs)  # a short run averages its last epoch at least
     for epoch in range(args.epochs):
         te = time.time()
-        order, weights = epoch_photos(y[idx_train], class_weights, args.other_per_epoch, rng)
+        order, weights = epoch_photos(y[idx_train], class_weights, args.other_per_epoch, rng)  # fit_batch reads these
         losses = []
         bar = tqdm(range(0, len(order), args.batch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch")
         for s in bar:
