@@ -116,52 +116,30 @@ def test_model_colour_constancy_setting_reaches_the_pipeline(tmp_path, model_dir
     assert not np.array_equal(shipped, corrected) or meta.get("colour_constancy")
 
 
-def test_fold_comparison_figures():
-    """training.compare_folds: a head that separates the 8 from out-of-scope photos perfectly and names every photo
-    of the 8 right scores AUROC 1 and answers all of them at any cap; naming a third wrongly lowers top-1 and right."""
-    from training.compare_folds import fold_figures
+def test_fold_comparison_refits_the_decision_per_variant():
+    """training.compare_folds.variant_figures: a head that separates the 8 from other conditions and names every photo
+    of the 8 right scores AUROC 1 and, under the tiers refitted on it, names all of them and gives no other condition a
+    disease; one that names a third of them as another infection, as surely, loses them in top-1 and in named."""
+    from training.compare_folds import variant_figures
 
-    rng = np.random.default_rng(2)
-    n_in, n_out = 30, 40
-    y = np.r_[np.arange(n_in) % N, np.full(n_out, N)]
-    logits = rng.normal(0, 0.1, (n_in + n_out, N + 1))
-    logits[np.arange(n_in), y[:n_in]] += 6.0
-    logits[n_in:, N] += 6.0
-    in_scope = y < N
-    good = fold_figures(logits, y, in_scope, 1.0)
-    assert good["top1"] == 1.0 and good["n_in_scope"] == n_in and good["n_out_of_scope"] == n_out
-    for top in (1, 2):
-        assert good[f"unknown_top{top}"]["auroc"] == 1.0
-        assert good[f"unknown_top{top}"]["right@0.20"] == good[f"unknown_top{top}"]["right@0.25"] == 1.0
-    wrong = logits.copy()
-    named = np.arange(n_in // 3)  # a third of the photos of the 8 named as the next infection, as surely
-    wrong[named, y[named]] -= 6.0
-    wrong[named, (y[named] + 1) % N] += 6.0
-    bad = fold_figures(wrong, y, in_scope, 1.0)
-    assert bad["top1"] == pytest.approx(1 - (n_in // 3) / n_in)
-    assert bad["unknown_top1"]["right@0.25"] <= bad["top1"] < good["top1"]
-
-
-def test_calibration_transfer_fits_on_the_other_sources_only():
-    """training.compare_folds.calibration_transfer: sources whose logits share one true temperature get it back and a
-    low ECE; a source that is far more overconfident than the others keeps a high ECE (the fit never saw it)."""
-    from training.compare_folds import calibration_transfer
-
-    rng = np.random.default_rng(3)
-
-    def source(n, scale):  # logits whose softmax at T = scale is calibrated: labels drawn from it
-        logits = rng.normal(0, 1.5, (n, N)) * scale
-        p = np.exp(logits / scale - (logits / scale).max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        return logits, np.array([rng.choice(N, p=row) for row in p])
-
-    same = calibration_transfer({"a": source(1500, 2.0), "b": source(1500, 2.0), "c": source(1500, 2.0)})
-    for fit in ("", "source_mean_"):  # pooled likelihood, and the source-mean ECE of training.calibrate
-        assert all(1.7 < v[f"{fit}temperature_of_the_others"] < 2.3 and v[f"ece_{fit}temperature"] < 0.07 for v in same.values())
-    assert all(v["ece_per_photo_temperature"] < 0.07 for v in same.values())  # the shipped calibration too
-    odd = calibration_transfer({"a": source(1500, 2.0), "b": source(1500, 2.0), "c": source(1500, 0.4)})
-    assert odd["c"]["ece_temperature"] > 0.2 > 0.07 > same["c"]["ece_temperature"]
-    assert odd["c"]["ece_source_mean_temperature"] > 0.2 and 1.7 < odd["a"]["source_mean_temperature_of_the_others"] < 2.3
+    rng = np.random.default_rng(4)
+    feats, folds = synthetic_folds(rng)
+    feats["sources"] = folds["fold"].astype(str)
+    rows = np.arange(len(feats["y"]))
+    clean = rng.normal(0, 0.1, folds["logits"].shape)
+    clean[rows, feats["y"]] += 6.0
+    good = variant_figures(feats, {**folds, "logits": clean}, ["a", "b"])
+    assert good["auroc_pooled"] == 1.0 and all(v["top1"] == 1.0 and v["auroc"] == 1.0 for v in good["per_source"].values())
+    assert good["summary"]["right_answer_mean"] == good["summary"]["useful_mean"] == 1.0
+    assert good["summary"]["other_given_disease_worst"] == 0.0
+    wrong = clean.copy()
+    named = rows[(feats["kinds"] == "disease") & (rows % 3 == 0)]  # a third of the photos of the 8, as surely wrong
+    wrong[named, feats["y"][named]] -= 6.0
+    wrong[named, (feats["y"][named] + 1) % N] += 6.0
+    bad = variant_figures(feats, {**folds, "logits": wrong}, ["a", "b"])
+    for s, v in bad["per_source"].items():
+        assert v["named"] <= v["top1"] < good["per_source"][s]["top1"] and v["top1"] == pytest.approx(2 / 3, abs=0.05)
+    assert variant_figures(feats, folds, ["a", "b"])["auroc_pooled"] < 1.0  # the noisy head of synthetic_folds
 
 
 def test_temperature_counts_every_source_the_same():

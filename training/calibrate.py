@@ -57,6 +57,23 @@ def heldout_logits(fold_dir: Path, paths) -> np.ndarray:
     return logits
 
 
+def heldout_predictions(feats, folds_dir: Path, test, only=()) -> tuple[dict, list]:
+    """(leave-one-source-out predictions: each held-out photo's head logits, its source in "fold" (its row in the
+    table; "" for photos no fold held out) and "skin" (all True: set it to a gate's decision), the folds found):
+    every fold model of ``folds_dir`` (or of ``only``) on the photos of the fold it never saw (``heldout_logits``)."""
+    n = len(feats["y"])
+    loso = {"logits": np.zeros((n, len(crossval.HEAD_LABELS))), "skin": np.ones(n, bool), "fold": np.array([""] * n, dtype=object)}
+    found = []
+    for fold in crossval.fold_names(feats):
+        if (only and fold not in only) or not (folds_dir / fold / "model.keras").exists():
+            continue
+        held = crossval.heldout_photos(feats, fold, test)
+        loso["logits"][held] = heldout_logits(folds_dir / fold, feats["paths"][held])
+        loso["fold"][held] = feats["sources"][held]
+        found.append(fold)
+    return loso, found
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(config.MODEL_DIR))
@@ -91,17 +108,7 @@ def main(argv=None):
     shipped_skin[skin_fit] = is_skin(skin_clean)
 
     print("[2/4] leave-one-source-out predictions of the fold models")
-    loso = {"logits": np.zeros((len(y), len(crossval.HEAD_LABELS))), "skin": np.ones(len(y), bool),
-            "fold": np.array([""] * len(y), dtype=object)}  # "fold": the held-out photo's source (its row in the table)
-    folds_run = []
-    for fold in crossval.fold_names(feats):
-        fold_dir = Path(args.folds) / fold
-        if not (fold_dir / "model.keras").exists():
-            continue
-        held = crossval.heldout_photos(feats, fold, masks["test"])
-        loso["logits"][held] = heldout_logits(fold_dir, paths[held])
-        loso["fold"][held] = sources[held]
-        folds_run.append(fold)
+    loso, folds_run = heldout_predictions(feats, Path(args.folds), masks["test"])
     if not folds_run:
         raise SystemExit(f"no fold models in {args.folds}: run `make crossval` first")
     held_sources = list(dict.fromkeys(str(s) for f in folds_run for s in sorted(set(sources[crossval.held_out(feats, f)]))))

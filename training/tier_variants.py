@@ -19,6 +19,7 @@ from skinscan import config
 from skinscan.classifier import softmax
 from skinscan.unknown_gate import unknown_scores
 from training import crossval
+from training.calibrate import heldout_predictions
 
 N = len(config.CLASS_IDS)
 FLOORS = {"max_none_of_8": 0.10, "max_other_mean": 0.12, "max_other_worst": 0.30, "max_healthy": 0.05}
@@ -29,20 +30,6 @@ CONFIDENCE = {  # rows of head logits, temperature -> a confidence score per row
     "8-way p1 x (1 - other)": lambda lo, t: np.sort(softmax(lo[:, :N], t), axis=1)[:, -1] * (1 - softmax(lo, t)[:, N]),
     "9-way p1 at T = 1": lambda lo, t: np.sort(softmax(lo, 1.0)[:, :N], axis=1)[:, -1],
 }
-
-
-def fold_predictions(feats, folds_dir: Path) -> dict:
-    """The loso layout of training.calibrate from the cached heldout.npz files (every photo counted as skin)."""
-    test = crossval.grouped_masks(feats)["test"]
-    n = len(feats["y"])
-    loso = {"logits": np.zeros((n, N + 1)), "skin": np.ones(n, bool), "fold": np.array([""] * n, dtype=object)}
-    for fold in crossval.fold_names(feats):
-        if (folds_dir / fold / "heldout.npz").exists():
-            held = crossval.heldout_photos(feats, fold, test)
-            with np.load(folds_dir / fold / "heldout.npz") as z:
-                loso["logits"][held] = z["logits"]
-            loso["fold"][held] = feats["sources"][held]
-    return loso
 
 
 def confidence_variant(feats, loso, temperature, sources, rule, score) -> dict:
@@ -76,7 +63,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     feats = crossval.load_features(config.BACKBONE)
     cv = json.loads((Path(args.model) / "crossval.json").read_text())
-    loso, temperature, sources = fold_predictions(feats, Path(args.folds)), cv["temperature"], cv["fitted_on"]
+    loso = heldout_predictions(feats, Path(args.folds), crossval.grouped_masks(feats)["test"])[0]
+    temperature, sources = cv["temperature"], cv["fitted_on"]
     out = {"shipped caps": crossval.choose_tiers(feats, loso, temperature, sources),
            "caps at the product floors": crossval.choose_tiers(feats, loso, temperature, sources, **FLOORS)}
     for name, rule in list(out.items()):
