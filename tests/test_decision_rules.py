@@ -284,6 +284,28 @@ def test_out_of_scope_by_condition_counts_the_disease_each_photo_was_given():
     assert not crossval.out_of_scope_by_condition(feats, folds, 1.0, rule, ["a"])["psoriasis"]["novel"]
 
 
+def test_by_infection_counts_named_useful_and_what_each_is_taken_for():
+    """training.crossval.by_infection: per infection, the pipeline's verdicts on its held-out photos (named, useful,
+    uncertain, none of the 8) and the infection the wrong ones were taken for; other sources' folds are left out."""
+    def row(first, second=None, other=0.0):
+        r = np.zeros(N + 1)
+        r[first] = 8.0
+        if second is not None:
+            r[second] = 8.0  # split between two: uncertain
+        r[N] = other
+        return r
+    chickenpox, impetigo, shingles = (config.CLASS_IDS.index(c) for c in ("chickenpox", "impetigo", "shingles"))
+    logits = np.array([row(chickenpox), row(impetigo), row(impetigo, chickenpox), row(shingles, other=12.0),
+                       row(impetigo), row(shingles), row(chickenpox)])
+    feats = {"y": np.array([chickenpox] * 4 + [impetigo, shingles, N]), "kinds": np.array(["disease"] * 6 + ["other"])}
+    folds = {"logits": logits, "skin": np.ones(7, bool), "fold": np.array(["a"] * 5 + ["b", "a"], dtype=object)}
+    table = crossval.by_infection(feats, folds, 1.0, {"top_diseases": 2, "threshold": 0.5, "confident": 0.8}, ["a"])
+    assert set(table) == {"chickenpox", "impetigo"}  # shingles only in fold b, the out-of-scope photo never
+    assert table["chickenpox"] == {"n": 4, "top1": 0.25, "named": 0.25, "useful": 0.5, "uncertain": 0.25, "none_of_8": 0.25,
+                                   "taken_for": {"impetigo": 2, "shingles": 1}}
+    assert table["impetigo"]["named"] == table["impetigo"]["top1"] == 1.0 and not table["impetigo"]["taken_for"]
+
+
 def test_a_fold_is_calibrated_only_on_the_infections_it_could_name():
     """training.crossval.nameable: the fold without a source had training photos of an infection in the other
     sources, or its photos of it are left out of the calibration fit (the Kaggle fold never saw chickenpox)."""

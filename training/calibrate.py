@@ -208,6 +208,7 @@ def main(argv=None):
         "report_only": {s: crossval.REPORT_ONLY[s] for s in report_only}, "temperature": temperature,
         "by_unknown": by_unknown, "nested_ece": nested, "rule": rule, "rules_tried": tried, "table": table,
         "out_of_scope_by_condition": crossval.out_of_scope_by_condition(feats, loso, temperature, rule, fitted),
+        "by_infection": crossval.by_infection(feats, loso, temperature, rule, fitted),
         "operating_curve": curve, "fold_training": {f: json.loads((Path(args.folds) / f / "training.json").read_text())
                                                     for f in folds_run}}, indent=1))
     model_card.main(["--model", str(model_dir)])

@@ -297,6 +297,27 @@ def out_of_scope_by_condition(feats, folds, temperature, rule, sources) -> dict:
             for c, r in sorted(rows.items(), key=lambda kv: -sum(kv[1]["given"].values()) / kv[1]["n"])}
 
 
+def by_infection(feats, folds, temperature, rule, sources) -> dict:
+    """Per infection, its photos of the held-out ``sources`` (each scored by the fold that never saw its source): n,
+    top-1, named, useful, uncertain, none-of-8, and what the likeliest wrong infections were (count of photos, most
+    often first): which of the 8 the model confuses on a new source (chickenpox, impetigo and shingles look alike)."""
+    m = np.isin(folds["fold"], sources) & (feats["kinds"] == "disease")
+    verdict, pred = decide(folds["logits"][m], folds["skin"][m], temperature, rule)
+    y = feats["y"][m]
+    top2 = np.argsort(-folds["logits"][m][:, : len(config.CLASS_IDS)], axis=1)[:, :2]
+    named = (verdict == "disease") & (pred == y)
+    useful = named | ((verdict == "uncertain") & (top2 == y[:, None]).any(axis=1))
+    out = {}
+    for k, name in enumerate(config.CLASS_IDS):
+        sel = y == k
+        if sel.any():
+            wrong = Counter(config.CLASS_IDS[d] for d in pred[sel & (pred != k)])
+            out[name] = {"n": int(sel.sum()), "top1": float(np.mean(pred[sel] == k)), "named": float(np.mean(named[sel])),
+                         "useful": float(np.mean(useful[sel])), "uncertain": float(np.mean(verdict[sel] == "uncertain")),
+                         "none_of_8": float(np.mean(verdict[sel] == "unknown")), "taken_for": dict(wrong.most_common())}
+    return out
+
+
 def in_scope_sources(feats, folds, sources) -> list[str]:
     """Those of ``sources`` whose held-out photos include photos of the 8."""
     return [s for s in sources if ((folds["fold"] == s) & (feats["kinds"] == "disease")).any()]

@@ -108,6 +108,18 @@ def condition_section(cv: dict) -> list[str]:
             f"from another source {pooled(False)}.", "", table(["condition", "n", "given a disease", "uncertain", "given as"], rows), ""]
 
 
+def infection_section(cv: dict) -> list[str]:
+    """Per infection on the held-out sources: how often named, useful, and what it is taken for (crossval.json)."""
+    rows = [[c.replace("_", " "), r["n"], f"{r['top1']:.2f}", f"{r['named']:.2f}", f"{r['useful']:.2f}", f"{r['uncertain']:.0%}",
+             f"{r['none_of_8']:.0%}", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["taken_for"].items()) or "-"]
+            for c, r in cv["by_infection"].items()]
+    return ["## The 8 on a new source, by infection",
+            "Photos of each infection from the held-out sources (each scored by the fold model that never saw its source), "
+            "at the shipped decision; *taken for*: the likeliest infection when it is not the true one (count of photos). "
+            "Where the model confuses the 8 with each other.", "",
+            table(["infection", "n", "top-1", "named", "useful", "uncertain", "none of the 8", "taken for"], rows), ""]
+
+
 HEADER = ["photos", "n (8 infections)", "named", "useful", "uncertain", "none of the 8", "top-1",
           "other conditions: a disease / uncertain", "healthy: a disease / uncertain", "ECE"]
 
@@ -198,6 +210,8 @@ def render(model_dir: Path) -> str:
           "middle before training (`training.data.plain_background_crop`).", ""]
     if cv.get("operating_curve"):
         s += curve_section(cv)
+    if cv.get("by_infection"):
+        s += infection_section(cv)
     if cv.get("out_of_scope_by_condition"):
         s += condition_section(cv)
     s += ["## Grouped test split (8 infections, all sources)", f"n = {m['n']} photos, one per near-duplicate group.", "",
