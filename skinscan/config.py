@@ -135,8 +135,14 @@ HEAD_C = 1.0  # inverse L2 strength of the logistic head (phase 1 and training.c
 # the unknown threshold is the lowest that calls no source's photos of the 8 "unknown" more than TIER_MAX_NONE_OF_8;
 # the confident threshold the lowest that gives a confident disease to at most TIER_MAX_OTHER_MEAN of
 # the other-condition photos on average over the held-out sources, TIER_MAX_OTHER_WORST on any one, and TIER_MAX_HEALTHY
-# of any source's healthy skin. The product floors are 0.10 / 0.12 / 0.30 / 0.05: the margins are for sources we lack.
+# of any source's healthy skin. The product floors (PRODUCT_FLOORS) are 0.10 / 0.12 / 0.30 / 0.05: the margins are for
+# sources we lack.
 UNKNOWN_TOP_DISEASES = 2
+# The product's floors (issue 26), which the README's "Against the floors" table checks the leave-one-source-out figures
+# against: named / useful / none-of-8 for the photos of the 8, a confident disease for other conditions and healthy skin
+PRODUCT_FLOORS = {"kaggle_named": 0.90, "useful_mean": 0.85, "useful_worst": 0.60, "named_mean": 0.55, "none_of_8": 0.10,
+                  "other_mean": 0.12, "other_worst": 0.30, "healthy_disease": 0.05, "healthy_uncertain_mean": 0.30,
+                  "non_skin_accepted": 0.02, "ece_mean": 0.10}
 TIER_MAX_NONE_OF_8 = 0.08
 TIER_MAX_OTHER_MEAN = 0.10
 TIER_MAX_OTHER_WORST = 0.25

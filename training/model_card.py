@@ -309,7 +309,55 @@ def readme_figures(model_dir: Path) -> str:
                 f"exp({cv['by_unknown']['slope']:.1f} x score)" if cv.get("by_unknown") else "")
              + (f" (ECE of a calibration fitted on the other folds, scored on each held-out source: {nested_means(cv)})"
                 if cv.get("nested_ece") else "") + ".")
-    return "\n".join([README_START, table(HEADER, rows), "", gates, README_END])
+    return "\n".join([README_START, table(HEADER, rows), "", gates, "",
+                      "**Against the floors** (the folds above; n in the table):", "", floors_table(model_dir), README_END])
+
+
+def floors_table(model_dir: Path) -> str:
+    """The product's floors (config.PRODUCT_FLOORS) against the model's figures: the leave-one-source-out folds, the
+    Kaggle test split and the non-skin half the skin gate never saw."""
+    f, m = config.PRODUCT_FLOORS, json.loads((model_dir / "metrics.json").read_text())
+    cv = json.loads((model_dir / "crossval.json").read_text())
+    tab, s = cv["table"], cv["table"]["summary"]
+    ns = json.loads((model_dir / "gates.json").read_text())["report"]["non_skin_accepted"]
+
+    def worst(kind, key, pick=max):  # (value, source name) of the worst fitted source
+        rows = [(tab[k][kind][key], SOURCE_NAMES.get(k, k).split(" (")[0]) for k in cv["fitted_on"] if kind in tab[k]]
+        return pick(rows) if rows else (None, "-")
+
+    def yes(ok):
+        return "yes" if ok else "**no**"
+    kaggle = m["test_by_source"].get("kaggle", {}).get("in_scope", {})
+    useful_w, named_w = worst("in_scope", "useful", min), worst("in_scope", "right_answer", min)
+    none_w, other_w, healthy_w = worst("in_scope", "called_unknown"), worst("other", "given_a_disease"), worst("healthy", "given_a_disease")
+    test_healthy = max([(r["healthy"]["given_a_disease"], SOURCE_NAMES.get(k, k).split(" (")[0], r["healthy"]["n"])
+                        for k, r in m["test_by_source"].items() if "healthy" in r], default=(0.0, "-", 0))
+    nested = [v["per_photo_temperature"] for v in cv.get("nested_ece", {}).values()]
+    rows = [[f"Kaggle test split named >= {f['kaggle_named']:.2f}",
+             f"{kaggle.get('right_answer', 0):.2f} (n = {kaggle.get('n', 0)}; top-1 {kaggle.get('top1', 0):.2f}, useful "
+             f"{kaggle.get('useful', 0):.2f}, uncertain {pct(kaggle.get('uncertain', 0))})", yes(kaggle.get("right_answer", 0) >= f["kaggle_named"])],
+            [f"useful mean >= {f['useful_mean']:.2f}, none below {f['useful_worst']:.2f}",
+             f"{s['useful_mean']:.3f}, worst {useful_w[0]:.2f} ({useful_w[1]})",
+             yes(s["useful_mean"] >= f["useful_mean"] and s["useful_worst"] >= f["useful_worst"])],
+            [f"named mean >= {f['named_mean']:.2f}", f"{s['right_answer_mean']:.3f}, worst {named_w[0]:.2f} ({named_w[1]})",
+             yes(s["right_answer_mean"] >= f["named_mean"])],
+            [f"none of the 8 <= {f['none_of_8']:.2f} on every source", f"at most {none_w[0]:.2f} ({none_w[1]})",
+             yes(s["none_of_8_worst"] <= f["none_of_8"])],
+            [f"other conditions given a confident disease: mean <= {f['other_mean']:.2f}, none above {f['other_worst']:.2f}",
+             f"{s['other_given_disease_mean']:.3f}, worst {other_w[0]:.2f} ({other_w[1]})",
+             yes(s["other_given_disease_mean"] <= f["other_mean"] and s["other_given_disease_worst"] <= f["other_worst"])],
+            [f"healthy skin: a confident disease <= {pct(f['healthy_disease'])} on every source",
+             f"at most {pct(healthy_w[0] or 0)} ({healthy_w[1]}); on the test split (seen sources) at most "
+             f"{pct(test_healthy[0])} ({test_healthy[1]}, n = {test_healthy[2]})",
+             yes((s["healthy_given_disease_worst"] or 0) <= f["healthy_disease"])],
+            [f"healthy skin: uncertain <= {pct(f['healthy_uncertain_mean'])} on average", pct(s["healthy_uncertain_mean"] or 0),
+             yes((s["healthy_uncertain_mean"] or 0) <= f["healthy_uncertain_mean"])],
+            [f"non-skin accepted <= {pct(f['non_skin_accepted'])}", f"{pct(ns['rate'])} (n = {ns['n']})",
+             yes(ns["rate"] <= f["non_skin_accepted"])],
+            [f"top-label ECE over the external sources <= {f['ece_mean']:.2f}",
+             f"{s['ece_mean']:.3f} (in-sample)" + (f", {mean(nested):.3f} fitted on the other folds" if nested else ""),
+             yes(s["ece_mean"] <= f["ece_mean"])]]
+    return table(["floor", "figure", "met"], rows)
 
 
 def write_readme_figures(model_dir: Path, readme: Path = config.ROOT / "README.md") -> None:

@@ -22,7 +22,8 @@ from training import crossval
 from training.calibrate import heldout_predictions
 
 N = len(config.CLASS_IDS)
-FLOORS = {"max_none_of_8": 0.10, "max_other_mean": 0.12, "max_other_worst": 0.30, "max_healthy": 0.05}
+FLOORS = {"max_none_of_8": config.PRODUCT_FLOORS["none_of_8"], "max_other_mean": config.PRODUCT_FLOORS["other_mean"],
+          "max_other_worst": config.PRODUCT_FLOORS["other_worst"], "max_healthy": config.PRODUCT_FLOORS["healthy_disease"]}
 CONFIDENCE = {  # rows of head logits, temperature -> a confidence score per row (higher: surer of one infection)
     "9-way p1 (shipped)": lambda lo, t: np.sort(softmax(lo, t)[:, :N], axis=1)[:, -1],
     "9-way margin p1 - max(p2, other)": lambda lo, t: (lambda p: np.sort(p[:, :N], axis=1)[:, -1]
