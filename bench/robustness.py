@@ -92,6 +92,21 @@ def off_centre(rgb: np.ndarray, rng) -> np.ndarray:
     return rgb[y0 : y0 + ch, x0 : x0 + cw]
 
 
+def green_paint(rgb: np.ndarray, rng) -> np.ndarray:
+    """Brilliant-green antiseptic dabbed on the spots (a chickenpox custom in parts of Europe; web chickenpox photos show
+    it and no training photo does): 12-30 soft blobs of 1.5-4% of the short side, placed where the skin is reddest."""
+    h, w = rgb.shape[:2]
+    x = rgb.astype(np.float32)
+    red = np.clip(x[..., 0] - x[..., 1], 0, None).ravel() ** 2 + 1.0
+    out, side = x.copy(), min(h, w)
+    yy, xx = np.mgrid[0:h, 0:w]
+    for i in rng.choice(h * w, int(rng.integers(12, 31)), replace=False, p=red / red.sum()):
+        cy, cx, r = i // w, i % w, side * rng.uniform(0.015, 0.04)
+        a = np.clip(1.5 - np.hypot(yy - cy, xx - cx) / r, 0, 1)[..., None] * rng.uniform(0.6, 0.9)
+        out = out * (1 - a) + np.array([30, 150, 70], np.float32) * (0.6 + 0.4 * x / 255) * a
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
 def darker(rgb: np.ndarray, rng) -> np.ndarray:
     return data.darker_skin_tone(rgb, rng, muted_redness=True)
 
@@ -119,6 +134,8 @@ CONDITIONS = {
     "wide_framing": ("taken from further away: the photo at 45% of the side on a blurred background", lambda im, rng: jpeg(wide_framing(im, rng))),
     "on_white": ("on a white background: the photo at 60% of the side, centred on white", lambda im, rng: jpeg(on_white(im))),
     "darker_skin": ("a darker-skin rendering: lightness x0.35-0.7, redness muted, browner", lambda im, rng: jpeg(darker(im, rng))),
+    "green_paint": ("green antiseptic dabbed on the spots: 12-30 blobs where the skin is reddest (a shortcut check: no "
+                    "training photo has it)", lambda im, rng: jpeg(green_paint(im, rng))),
     "atlas_logo": ("the DermNet atlas's logo pasted where the atlas stamps it (its own photos, which carry it, as taken)",
                    lambda im, rng: jpeg(data.paste_logo(im, atlas_logo()))),
 }

@@ -27,6 +27,8 @@ def test_every_condition_renders_an_upload_the_pipeline_answers(data_root, pipel
     assert uploads["dim_noisy"].mean() < uploads["as_taken"].mean()
     logo = uploads["atlas_logo"].astype(float) - uploads["as_taken"]  # brighter bottom left only
     assert logo[h * 2 // 3 :, : w // 4].mean() > 10 and abs(logo[: h // 2]).mean() < 3 and abs(logo[:, w // 2 :]).mean() < 3
+    green = uploads["green_paint"].astype(float) - uploads["as_taken"]  # greener and less red where painted, nothing else
+    assert (green[..., 1] - green[..., 0]).mean() > 3 and (abs(green).sum(axis=2) < 10).mean() > 0.5
     assert abs(uploads["as_taken"].astype(float) - rgb).mean() < 3  # JPEG 92 of the photo itself
     results = pipeline.run_batch([robustness.jpeg(u) for u in uploads.values()])
     assert all(isinstance(r, dict) and r["verdict"] in ("disease", "uncertain", "unknown", "not_skin") for r in results)
