@@ -255,7 +255,9 @@ def render(model_dir: Path) -> str:
     s += ["## Reproduce", "`make crossval` (a fine-tuned leave-one-source-out fold model per source with photos of the 8, "
           "and one without the out-of-scope-only sources: README \"Training cost\"), then `make train` (the shipped "
           "model, calibration, gates and this card); "
-          "`.venv/bin/python -m training.crossval` compares head settings on cached frozen embeddings (experiments above). `.venv/bin/python -m training.evaluate --data DIR "
+          "`.venv/bin/python -m training.compare_folds DIR [DIR ...]` compares fold-model recipes and seeds with the "
+          "tiers refitted on each (experiments above); "
+          "`.venv/bin/python -m training.crossval` compares head settings on cached frozen embeddings. `.venv/bin/python -m training.evaluate --data DIR "
           "--out FILE.json` evaluates any class-per-folder directory through the serving pipeline.", ""]
     return "\n".join(s)
 
