@@ -30,7 +30,7 @@ crossval: $(FEATURES)  ## leave-one-source-out fold models: one per source with 
 	for s in $$($(PY) -m training.crossval --list-folds); do \
 	  $(PY) -m training.train --holdout-source $$s --out cache/folds/$$s || exit 1; done
 
-train: $(FEATURES)  ## the shipped model (~20 min; 16 epochs), then calibration and gates from the folds of make crossval, MODEL_CARD.md
+train: $(FEATURES)  ## the shipped model (~10 min; 16 epochs), then calibration and gates from the folds of make crossval, MODEL_CARD.md
 	$(PY) -m training.fit_quality
 	$(PY) -m training.train
 	$(PY) -m training.calibrate

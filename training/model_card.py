@@ -307,7 +307,7 @@ def readme_figures(model_dir: Path) -> str:
              + ", ".join(f"{v} of {test[k]['n']} {words[k]}" for k, v in rejected.items()) + "). "
              f"Test top-1 / macro-F1 of the 8: {m['accuracy']:.3f} / {m['macro_f1']:.3f}. Temperature {cv['temperature']:.2f}; "
              f"the tiers: {tier_text(cv)}"
-             + (f"; the differential's temperature rises with the unknown score, {cv['by_unknown']['t0']:.2f} x "
+             + (f"; the differential's temperature follows the unknown score, {cv['by_unknown']['t0']:.2f} x "
                 f"exp({cv['by_unknown']['slope']:.1f} x score)" if cv.get("by_unknown") else "")
              + (f" (ECE of a calibration fitted on the other folds, scored on each held-out source: {nested_means(cv)})"
                 if cv.get("nested_ece") else "") + ".")
@@ -395,9 +395,11 @@ def calibration_text(cv: dict) -> str:
     if bu:
         text += (f" The differential's probabilities use a temperature per photo, {bu['t0']:.2f} x exp({bu['slope']:.1f} x "
                  "unknown score), fitted the same way on every fold's photos of the infections it could name (a "
-                 "report-only fold's too: one more source makes it carry over better): the less a photo looks "
-                 "like one of the 8, the flatter its differential (one temperature leaves unfamiliar sources "
-                 "over-confident and familiar ones under-confident).")
+                 "report-only fold's too: one more source makes it carry over better): "
+                 + ("the less a photo looks like one of the 8, the flatter its differential (one temperature leaves "
+                    "unfamiliar sources over-confident and familiar ones under-confident)." if bu["slope"] > 0 else
+                    f"with slope {bu['slope']:.1f} the fit asks for no flatter a differential where a photo looks less "
+                    "like one of the 8 (the 8-epoch folds asked for a rising temperature; experiments.json)."))
     text += " The ECE column above is measured on the photos the calibration was fitted on"
     if not nested:
         return text + "."
