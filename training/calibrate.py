@@ -111,7 +111,7 @@ def main(argv=None):
     loso, folds_run = heldout_predictions(feats, Path(args.folds), masks["test"])
     if not folds_run:
         raise SystemExit(f"no fold models in {args.folds}: run `make crossval` first")
-    held_sources = list(dict.fromkeys(str(s) for f in folds_run for s in sorted(set(sources[crossval.held_out(feats, f)]))))
+    held_sources = crossval.held_out_sources(feats, folds_run)
     fitted = [s for s in held_sources if s not in crossval.REPORT_ONLY]
     report_only = [s for s in held_sources if s not in fitted]
     # the whole pipeline decision: a fold photo the skin gate rejects is neither right nor given a disease

@@ -60,8 +60,7 @@ def main(argv=None):
     folds = [f for f in folds if f in args.only.split(",")] if args.only else folds
     if not folds:
         raise SystemExit("no fold that every variant has")
-    sources = [s for s in dict.fromkeys(str(s) for f in folds for s in sorted(set(feats["sources"][crossval.held_out(feats, f)])))
-               if s not in crossval.REPORT_ONLY]
+    sources = [s for s in crossval.held_out_sources(feats, folds) if s not in crossval.REPORT_ONLY]
     results = {}
     for variant in args.variants:
         loso = heldout_predictions(feats, Path(variant), test, folds)[0]

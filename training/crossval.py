@@ -55,6 +55,11 @@ def fold_names(feats) -> list[str]:
     return in_scope + ([OUT_OF_SCOPE_FOLD] if out_of_scope_sources(feats) else [])
 
 
+def held_out_sources(feats, folds) -> list[str]:
+    """The sources the ``folds`` hold out, in fold order (the out_of_scope fold holds several)."""
+    return list(dict.fromkeys(str(s) for f in folds for s in sorted(set(feats["sources"][held_out(feats, f)]))))
+
+
 def held_out(feats, fold: str) -> np.ndarray:
     """Mask of the photos a fold never sees: its source, or for ``OUT_OF_SCOPE_FOLD`` every out-of-scope-only source."""
     return np.isin(feats["sources"], out_of_scope_sources(feats) if fold == OUT_OF_SCOPE_FOLD else [fold])
@@ -232,6 +237,14 @@ def disease_probabilities(logits, temperature, top=1, by_unknown=None) -> np.nda
     return unknown_gate.disease_probabilities(logits, temperature, len(config.CLASS_IDS), top, by_unknown)
 
 
+def named_and_useful(logits, verdict, pred, y):
+    """Per photo of the 8: *named* (a confident disease, the true one) and *useful* (named, or uncertain with the true one
+    among the two likeliest it names)."""
+    top2 = np.argsort(-logits[:, : len(config.CLASS_IDS)], axis=1)[:, :2]
+    named = (verdict == "disease") & (pred == y)
+    return named, named | ((verdict == "uncertain") & (top2 == y[:, None]).any(axis=1))
+
+
 def report_source(feats, mask, logits, skin, temperature, rule, by_unknown=None):
     """A source's figures under ``rule``. Photos of the 8: *named* (``right_answer``: a confident disease, the true one),
     *useful* (named, or uncertain with the true one among the two it names), uncertain, none-of-8 (``called_unknown``),
@@ -242,12 +255,11 @@ def report_source(feats, mask, logits, skin, temperature, rule, by_unknown=None)
     dis = kinds == "disease"
     if dis.any():
         probs8 = disease_probabilities(logits[dis], temperature, rule["top_diseases"], by_unknown)
-        top2 = np.argsort(-logits[dis][:, : len(config.CLASS_IDS)], axis=1)[:, :2]
-        named = (verdict[dis] == "disease") & (pred[dis] == y[dis])
+        named, useful = named_and_useful(logits[dis], verdict[dis], pred[dis], y[dis])
         out["in_scope"] = {
             "n": int(dis.sum()),
             "right_answer": float(np.mean(named)),
-            "useful": float(np.mean(named | ((verdict[dis] == "uncertain") & (top2 == y[dis][:, None]).any(axis=1)))),
+            "useful": float(np.mean(useful)),
             "uncertain": float(np.mean(verdict[dis] == "uncertain")),
             "top1": float(np.mean(pred[dis] == y[dis])),
             "called_unknown": float(np.mean(verdict[dis] == "unknown")),
@@ -304,9 +316,7 @@ def by_infection(feats, folds, temperature, rule, sources) -> dict:
     m = np.isin(folds["fold"], sources) & (feats["kinds"] == "disease")
     verdict, pred = decide(folds["logits"][m], folds["skin"][m], temperature, rule)
     y = feats["y"][m]
-    top2 = np.argsort(-folds["logits"][m][:, : len(config.CLASS_IDS)], axis=1)[:, :2]
-    named = (verdict == "disease") & (pred == y)
-    useful = named | ((verdict == "uncertain") & (top2 == y[:, None]).any(axis=1))
+    named, useful = named_and_useful(folds["logits"][m], verdict, pred, y)
     out = {}
     for k, name in enumerate(config.CLASS_IDS):
         sel = y == k

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m training.tier_variants [--folds cache/folds] [--out FILE.json]
 
-Reads each fold model's ``heldout.npz`` (written by ``training.calibrate``) and the shipped temperature, then, with every
+Reads each fold model's held-out predictions (``training.calibrate.heldout_predictions``, cached in heldout.npz) and the shipped temperature, then, with every
 held-out photo counted as skin: the caps at the product floors instead of ``config``'s, and other confidence scores for
 the confident tier (each at its own lowest threshold under the shipped caps). Prints and writes named / useful and
 the out-of-scope figures of each.
@@ -41,12 +41,13 @@ def confidence_variant(feats, loso, temperature, sources, rule, score) -> dict:
         for m in per.values():
             lo, y, kinds = loso["logits"][m], feats["y"][m], feats["kinds"][m]
             unknown = unknown_scores(lo, temperature, N, rule["top_diseases"]) >= rule["threshold"]
-            sure, top2 = (score(lo, temperature) >= c) & ~unknown, np.argsort(-lo[:, :N], axis=1)[:, :2]
+            sure = (score(lo, temperature) >= c) & ~unknown
             d = kinds == "disease"
             if d.any():
-                hit = sure[d] & (top2[d, 0] == y[d])
+                verdict = np.where(unknown[d], "unknown", np.where(sure[d], "disease", "uncertain"))
+                hit, fine = crossval.named_and_useful(lo[d], verdict, lo[d, :N].argmax(1), y[d])
                 named.append(hit.mean())
-                useful.append((hit | (~sure[d] & ~unknown[d] & (top2[d] == y[d][:, None]).any(1))).mean())
+                useful.append(fine.mean())
             other += [sure[kinds == "other"].mean()] if (kinds == "other").any() else []
             healthy += [sure[kinds == "healthy"].mean()] if (kinds == "healthy").any() else []
         if (np.mean(other) <= config.TIER_MAX_OTHER_MEAN and max(other) <= config.TIER_MAX_OTHER_WORST
